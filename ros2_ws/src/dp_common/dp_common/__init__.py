@@ -1,0 +1,1 @@
+"""Shared helpers of the dp pipeline (QoS, typed parameters, diagnostics, joint states)."""

@@ -1,0 +1,226 @@
+"""Typed, validated configuration of a diffusion policy (lerobot-style dataclasses).
+
+`PolicyConfig` describes the network, the denoising objective and everything deployment must match
+(``dt``, ``n_obs_steps``, joint names, action space, the perception parameters the data was made
+with). It is saved as ``config.json`` in every checkpoint.
+
+Observation / action timeline (DP3 / Diffusion Policy, ``n_obs_steps=2``, ``horizon=16``,
+``n_action_steps=8``)::
+
+    step index     0   1   2   3  ...  8   9  ...  15
+    observations  |o0 |o1 |                           (o1 = "now")
+    action rows   |a0 |a1 |a2 |a3 ... a8 |a9 ... a15|  predicted chunk (horizon rows)
+    executed           |<---- n_action_steps ---->|    rows n_obs_steps-1 .. n_obs_steps-1+8
+
+Every row is ``dt`` seconds after the previous one; row ``n_obs_steps - 1`` is "now".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ENCODER_TYPES = ("dp3_pointnet", "lowdim")
+OBJECTIVES = ("diffusion", "flow_matching")
+PREDICTION_TYPES = ("sample", "epsilon")
+ACTION_SPACES = ("joint_position",)
+UNET_TYPES = ("full", "simple")
+BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
+
+
+@dataclass
+class EncoderConfig:
+    """Observation encoder.
+
+    ``dp3_pointnet`` is DP3's encoder: per-point MLP (3|6)->64->128->256 (Linear+LayerNorm+ReLU),
+    max-pool over points, projection to ``out_dim`` + LayerNorm, plus a state MLP. ``lowdim`` uses
+    only the state vector (state MLP), for low-dimensional tasks. An image encoder
+    (Diffusion Policy's ResNet-18 with GroupNorm + spatial softmax) is meant to be added as a new
+    ``type`` with its own fields here (e.g. ``image_shape``, ``crop_shape``), keeping the rest of the
+    policy unchanged: every encoder maps one observation step to a flat feature vector of
+    ``feature_dim`` and the U-Net is conditioned on ``n_obs_steps * feature_dim``.
+    """
+
+    type: str = field(default="dp3_pointnet", metadata={"help": "dp3_pointnet | lowdim"})
+    out_dim: int = field(default=64, metadata={"help": "point-cloud feature size (DP3: 64)"})
+    use_rgb: bool = field(default=False, metadata={"help": "points carry r,g,b (N, 6)"})
+    use_layernorm: bool = field(default=True, metadata={"help": "LayerNorm in the point MLP"})
+    final_norm: str = field(default="layernorm", metadata={"help": "layernorm | none"})
+    state_mlp_dims: list[int] = field(
+        default_factory=lambda: [64, 64], metadata={"help": "state MLP layer sizes (DP3: 64, 64)"}
+    )
+    num_points: int = field(default=1024, metadata={"help": "points per cloud the data was made with"})
+
+    def __post_init__(self) -> None:
+        if self.type not in ENCODER_TYPES:
+            raise ValueError(f"encoder.type must be one of {ENCODER_TYPES}. Got {self.type!r}")
+        if self.out_dim <= 0:
+            raise ValueError(f"encoder.out_dim must be > 0. Got {self.out_dim}")
+        if self.final_norm not in ("layernorm", "none"):
+            raise ValueError(f"encoder.final_norm must be 'layernorm' or 'none'. Got {self.final_norm!r}")
+        self.state_mlp_dims = [int(d) for d in self.state_mlp_dims]
+        if not self.state_mlp_dims or any(d <= 0 for d in self.state_mlp_dims):
+            raise ValueError(f"encoder.state_mlp_dims must be non-empty, all > 0. Got {self.state_mlp_dims}")
+        if self.num_points <= 0:
+            raise ValueError(f"encoder.num_points must be > 0. Got {self.num_points}")
+
+    @property
+    def point_channels(self) -> int:
+        """Channels per point: 3 (xyz) or 6 (xyz + rgb)."""
+        return 6 if self.use_rgb else 3
+
+    @property
+    def feature_dim(self) -> int:
+        """Feature size of one observation step."""
+        if self.type == "lowdim":
+            return self.state_mlp_dims[-1]
+        return self.out_dim + self.state_mlp_dims[-1]
+
+    @property
+    def obs_keys(self) -> tuple[str, ...]:
+        """Observation keys this encoder reads."""
+        if self.type == "lowdim":
+            return ("agent_pos",)
+        return ("point_cloud", "agent_pos")
+
+
+@dataclass
+class PolicyConfig:
+    """A DP3 / Diffusion Policy: encoder, conditional 1-D U-Net, denoising objective, timing.
+
+    Shapes: observations ``point_cloud (B, n_obs_steps, N, 3|6)``, ``agent_pos (B, n_obs_steps,
+    state_dim)``; action chunk ``(B, horizon, action_dim)``.
+    """
+
+    name: str = field(default="dp3", metadata={"help": "preset / policy name"})
+    state_dim: int = field(default=7, metadata={"help": "agent_pos size"})
+    action_dim: int = field(default=7, metadata={"help": "action columns"})
+    joint_names: list[str] = field(
+        default_factory=list, metadata={"help": "action column names (empty = unnamed)"}
+    )
+    action_space: str = field(default="joint_position", metadata={"help": "joint_position"})
+    dt: float = field(default=0.1, metadata={"help": "seconds between action rows / obs steps"})
+    n_obs_steps: int = field(default=2, metadata={"help": "observation history length"})
+    horizon: int = field(default=16, metadata={"help": "predicted rows"})
+    n_action_steps: int = field(default=8, metadata={"help": "rows executed per chunk"})
+    perception: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "PerceptionConfig fields the data was made with"}
+    )
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    normalize_points: bool = field(default=True, metadata={"help": "min-max normalize xyz (DP3)"})
+    # U-Net
+    unet_type: str = field(default="full", metadata={"help": "full (DP3) | simple (Simple DP3)"})
+    down_dims: list[int] = field(default_factory=lambda: [512, 1024, 2048])
+    kernel_size: int = 5
+    n_groups: int = 8
+    diffusion_step_embed_dim: int = 128
+    # objective
+    objective: str = field(default="diffusion", metadata={"help": "diffusion | flow_matching"})
+    prediction_type: str = field(default="sample", metadata={"help": "sample (DP3) | epsilon (DP)"})
+    num_train_timesteps: int = 100
+    beta_schedule: str = "squaredcos_cap_v2"
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    clip_sample: bool = True
+    num_inference_steps: int = field(default=10, metadata={"help": "DDIM / Euler steps"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = EncoderConfig(**self.encoder)
+        self.down_dims = [int(d) for d in self.down_dims]
+        self.joint_names = [str(n) for n in self.joint_names]
+        self.perception = dict(self.perception)
+        for key in ("state_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps",
+                    "kernel_size", "n_groups", "diffusion_step_embed_dim", "num_train_timesteps",
+                    "num_inference_steps"):  # fmt: skip
+            if int(getattr(self, key)) <= 0:
+                raise ValueError(f"{key} must be > 0. Got {getattr(self, key)}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}. Got {self.objective!r}")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(
+                f"prediction_type must be one of {PREDICTION_TYPES}. Got {self.prediction_type!r}"
+            )
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be one of {ACTION_SPACES}. Got {self.action_space!r}")
+        if self.unet_type not in UNET_TYPES:
+            raise ValueError(f"unet_type must be one of {UNET_TYPES}. Got {self.unet_type!r}")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}. Got {self.beta_schedule!r}")
+        if not self.dt > 0:
+            raise ValueError(f"dt must be > 0 seconds. Got {self.dt}")
+        if self.joint_names and len(self.joint_names) != self.action_dim:
+            raise ValueError(
+                f"joint_names must name every action column ({self.action_dim}). "
+                f"Got {len(self.joint_names)} names: {self.joint_names}"
+            )
+        if len(self.down_dims) < 2 or any(d <= 0 for d in self.down_dims):
+            raise ValueError(f"down_dims needs >= 2 positive sizes. Got {self.down_dims}")
+        if any(d % self.n_groups for d in self.down_dims):
+            raise ValueError(
+                f"every down_dims entry must be divisible by n_groups={self.n_groups}. "
+                f"Got {self.down_dims}"
+            )
+        if self.kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd. Got {self.kernel_size}")
+        factor = 2 ** (len(self.down_dims) - 1)
+        if self.horizon % factor:
+            raise ValueError(
+                f"horizon must be divisible by 2**(len(down_dims)-1)={factor}. Got {self.horizon}"
+            )
+        if self.n_obs_steps > self.horizon:
+            raise ValueError(f"n_obs_steps must be <= horizon={self.horizon}. Got {self.n_obs_steps}")
+        if self.n_obs_steps - 1 + self.n_action_steps > self.horizon:
+            raise ValueError(
+                "n_obs_steps - 1 + n_action_steps must be <= horizon "
+                f"({self.horizon}). Got {self.n_obs_steps - 1 + self.n_action_steps}"
+            )
+        if self.num_inference_steps > self.num_train_timesteps:
+            raise ValueError(
+                f"num_inference_steps must be <= num_train_timesteps={self.num_train_timesteps}. "
+                f"Got {self.num_inference_steps}"
+            )
+
+    # ---- presets / serialization ----
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> PolicyConfig:
+        """Build a preset (``dp3`` or ``simple_dp3``), with field overrides."""
+        presets: dict[str, dict[str, Any]] = {
+            "dp3": {"unet_type": "full", "down_dims": [512, 1024, 2048]},
+            "simple_dp3": {"unet_type": "simple", "down_dims": [128, 256, 384]},
+        }
+        if name not in presets:
+            raise ValueError(f"preset must be one of {sorted(presets)}. Got {name!r}")
+        kwargs: dict[str, Any] = {"name": name, **presets[name]}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig keys {unknown}; expected a subset of {sorted(known)}")
+        data = dict(data)
+        if isinstance(data.get("encoder"), dict):
+            enc_known = {f.name for f in dataclasses.fields(EncoderConfig)}
+            enc_unknown = sorted(set(data["encoder"]) - enc_known)
+            if enc_unknown:
+                raise ValueError(f"unknown encoder keys {enc_unknown}; expected {sorted(enc_known)}")
+        return cls(**data)
+
+    @property
+    def obs_keys(self) -> tuple[str, ...]:
+        """Observation keys ``predict_action_chunk`` needs."""
+        return self.encoder.obs_keys
+
+    @property
+    def global_cond_dim(self) -> int:
+        """U-Net global-condition size: features of ``n_obs_steps`` observations."""
+        return self.encoder.feature_dim * self.n_obs_steps

