@@ -34,8 +34,12 @@ def test_core_is_ros_free(pkg):
         " or m.split('.')[0].endswith('_msgs') or m.split('.')[0].endswith('_srvs'))\n"
         "print(','.join(bad))\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC / pkg), str(SRC / "dp_common")]
-                                                      + [str(SRC / p) for p in PY_PACKAGES]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(SRC / pkg), str(SRC / "dp_common")] + [str(SRC / p) for p in PY_PACKAGES]
+        ),
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"{pkg}.core imported ROS modules: {out.stdout.strip()}"
@@ -59,8 +63,12 @@ def test_python_package_layout(pkg):
         assert "config" in setup_src, f"{pkg}: config/ is not installed by setup.py"
     # Every console script must point at an existing module with that function.
     for node in ast.walk(ast.parse(setup_src)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value \
-                and ":" in node.value:
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and " = " in node.value
+            and ":" in node.value
+        ):
             name, target = (s.strip() for s in node.value.split("=", 1))
             module, func = target.split(":")
             path = root / pathlib.Path(*module.split("."))
@@ -72,12 +80,30 @@ def test_python_package_layout(pkg):
 
 def test_python_packages_declare_their_ros_imports():
     """Every ROS package a Python package imports must be in its package.xml."""
-    ros_pkgs = {"rclpy", "std_msgs", "sensor_msgs", "trajectory_msgs", "geometry_msgs", "visualization_msgs",
-                "diagnostic_msgs", "builtin_interfaces", "std_srvs", "rosgraph_msgs", "dp_msgs", "dp_common",
-                "dp_perception", "dp_policy", "dp_control", "rcl_interfaces"}
+    ros_pkgs = {
+        "rclpy",
+        "std_msgs",
+        "sensor_msgs",
+        "trajectory_msgs",
+        "geometry_msgs",
+        "visualization_msgs",
+        "diagnostic_msgs",
+        "builtin_interfaces",
+        "std_srvs",
+        "rosgraph_msgs",
+        "dp_msgs",
+        "dp_common",
+        "dp_perception",
+        "dp_policy",
+        "dp_control",
+        "rcl_interfaces",
+    }
     for pkg in PY_PACKAGES:
-        deps = {e.text for e in ET.parse(SRC / pkg / "package.xml").getroot()
-                if e.tag in ("depend", "exec_depend")}
+        deps = {
+            e.text
+            for e in ET.parse(SRC / pkg / "package.xml").getroot()
+            if e.tag in ("depend", "exec_depend")
+        }
         imported = set()
         for f in (SRC / pkg / pkg).rglob("*.py"):
             for node in ast.walk(ast.parse(f.read_text())):

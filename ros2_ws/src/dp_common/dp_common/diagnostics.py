@@ -16,7 +16,6 @@ from dp_common.core.stats import RateMeter, RollingStats
 from dp_common.qos import reliable_qos
 
 
-
 def _as_int(level) -> int:
     return level[0] if isinstance(level, bytes) else int(level)
 
@@ -53,7 +52,9 @@ class DiagnosticsReporter:
         if period_s > 0:
             from rclpy.clock import Clock, ClockType
 
-            self._timer = node.create_timer(period_s, self.publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self._timer = node.create_timer(
+                period_s, self.publish, clock=Clock(clock_type=ClockType.STEADY_TIME)
+            )
 
     def set(self, key: str, value) -> None:
         """Sets a reported value (formatted with str, floats with 4 significant digits)."""

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 
 
-def spin_until(executor, predicate: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.01) -> bool:
+def spin_until(
+    executor, predicate: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.01
+) -> bool:
     """Spins `executor` until `predicate()` is true or `timeout_s` (wall clock) passes.
 
     Returns:

@@ -81,8 +81,11 @@ def test_declare_config_roundtrip(rclpy_context):
 
     from dp_common.params import declare_config
 
-    node = Node("cfg_node", context=rclpy_context, parameter_overrides=[
-        Parameter("rate_hz", value=5), Parameter("joints", value=["a", "b"])])
+    node = Node(
+        "cfg_node",
+        context=rclpy_context,
+        parameter_overrides=[Parameter("rate_hz", value=5), Parameter("joints", value=["a", "b"])],
+    )
     try:
         cfg = declare_config(node, _DemoConfig)
         assert cfg == _DemoConfig(rate_hz=5.0, joints=["a", "b"])

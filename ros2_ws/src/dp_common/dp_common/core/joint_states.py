@@ -68,7 +68,7 @@ class JointStateBuffer:
             raise ValueError(f"joint_states repeats a joint name: {list(names)}")
         pos = np.asarray(positions, dtype=float)
         if not np.all(np.isfinite(pos)):
-            bad = [n for n, p in zip(names, pos) if not math.isfinite(p)]
+            bad = [n for n, p in zip(names, pos, strict=True) if not math.isfinite(p)]
             raise ValueError(f"joint_states has non-finite positions for {bad}; expected finite values")
         if not math.isfinite(stamp_s):
             raise ValueError(f"joint_states stamp is not finite: {stamp_s}")

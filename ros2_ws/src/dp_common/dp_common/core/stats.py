@@ -39,12 +39,22 @@ class RollingStats:
     def summary(self) -> dict[str, float]:
         """Returns count, mean, p50, p99 and max of the window."""
         if not self._values:
-            return {"count": 0, "mean": float("nan"), "p50": float("nan"),
-                    "p99": float("nan"), "max": float("nan")}
+            return {
+                "count": 0,
+                "mean": float("nan"),
+                "p50": float("nan"),
+                "p99": float("nan"),
+                "max": float("nan"),
+            }
         arr = np.fromiter(self._values, float)
         p50, p99 = np.percentile(arr, [50, 99])
-        return {"count": len(arr), "mean": float(arr.mean()), "p50": float(p50),
-                "p99": float(p99), "max": float(arr.max())}
+        return {
+            "count": len(arr),
+            "mean": float(arr.mean()),
+            "p50": float(p50),
+            "p99": float(p99),
+            "max": float(arr.max()),
+        }
 
 
 class RateMeter:

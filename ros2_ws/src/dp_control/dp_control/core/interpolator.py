@@ -196,7 +196,7 @@ class Crossfade:
     def sample(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Blended position/velocity at ``t``."""
         qn, vn = self.new.sample(t)
-        if self.duration <= 0.0 or (np.ndim(t) == 0 and t >= self.t_end):
+        if self.duration <= 0.0 or np.min(t) >= self.t_end:
             return qn, vn
         qo, vo = self.old.sample(t)
         u = (np.asarray(t, dtype=np.float64) - self.t0) / self.duration
@@ -206,3 +206,12 @@ class Crossfade:
         q = qo + (qn - qo) * s
         v = vo + (vn - vo) * s + (qn - qo) * ds / self.duration
         return q, v
+
+
+def prune(ref, t_now: float):
+    """Drop crossfades (at any depth) that are complete at ``t_now``; valid for times >= t_now."""
+    while isinstance(ref, Crossfade) and t_now >= ref.t_end:
+        ref = ref.new
+    if isinstance(ref, Crossfade):
+        ref.old = prune(ref.old, t_now)
+    return ref

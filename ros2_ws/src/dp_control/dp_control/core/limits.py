@@ -126,9 +126,10 @@ class JointLimits:
         for key in ("max_velocity", "max_acceleration"):
             arr = getattr(self, key)
             if not (np.isfinite(arr).all() and (arr > 0).all()):
+                got = dict(zip(self.names, arr.tolist(), strict=True))
                 raise ValueError(
                     f"JointLimits.{key}: every joint needs a finite limit > 0 "
-                    f"(joint-limits YAML or parameters). Got {dict(zip(self.names, arr.tolist()))}"
+                    f"(joint-limits YAML or parameters). Got {got}"
                 )
 
     def soft(self, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +193,7 @@ def build_joint_limits(
             used_urdf = True
     if used_urdf:
         source = "urdf"
-    missing = [j for j, lo, hi in zip(names, lower, upper) if np.isnan(lo) or np.isnan(hi)]
+    missing = [j for j, lo, hi in zip(names, lower, upper, strict=True) if np.isnan(lo) or np.isnan(hi)]
     if missing:
         raise ValueError(
             f"no position limits for joints {missing}: expected them in robot_description, "
@@ -254,41 +255,55 @@ class MotionLimiter:
         self.lower, self.upper = limits.soft(margin)
         self.v_max = limits.max_velocity
         self.a_max = limits.max_acceleration
-        self._aT = self.a_max * self.period_s
 
-    def _brake_bound(self, distance: np.ndarray) -> np.ndarray:
+    def _brake_bound(self, distance: np.ndarray, T: float) -> np.ndarray:
         """Largest v >= 0 with ``v T + v^2/(2a) <= distance`` (distance clipped at 0; inf stays inf)."""
-        d = np.maximum(distance, 0.0)
-        with np.errstate(invalid="ignore"):
-            out = -self._aT + np.sqrt(self._aT * self._aT + 2.0 * self.a_max * d)
-        return np.where(np.isinf(d), np.inf, out)
+        aT = self.a_max * T
+        # distance >= 0 after the clip, so the root is real; inf distance gives inf.
+        return np.sqrt(aT * aT + 2.0 * self.a_max * np.maximum(distance, 0.0)) - aT
 
     def desired_velocity(
-        self, q_prev: np.ndarray, q_ref: np.ndarray, v_ref: np.ndarray
+        self, q_prev: np.ndarray, q_ref: np.ndarray, v_ref: np.ndarray, T: float
     ) -> np.ndarray:
-        """Velocity that reaches ``q_ref`` this tick when close, or brakes onto it when far."""
-        T = self.period_s
+        """Velocity that reaches ``q_ref`` after ``T`` when close, or brakes onto it when far."""
         e_rel = (q_ref - q_prev) - v_ref * T
-        mag = np.minimum(np.abs(e_rel) / T, np.sqrt(2.0 * self.a_max * np.abs(e_rel)))
-        return v_ref + np.sign(e_rel) * mag
+        a_e = np.abs(e_rel)
+        mag = np.minimum(a_e / T, np.sqrt(2.0 * self.a_max * a_e))
+        return v_ref + np.copysign(mag, e_rel)
 
     def step(
-        self, q_prev: np.ndarray, v_prev: np.ndarray, q_ref: np.ndarray, v_ref: np.ndarray
+        self,
+        q_prev: np.ndarray,
+        v_prev: np.ndarray,
+        q_ref: np.ndarray,
+        v_ref: np.ndarray,
+        dt: float | None = None,
+        classify: bool = True,
     ) -> LimitResult:
-        """Next command from the previous command ``(q_prev, v_prev)`` and the reference."""
-        T = self.period_s
-        v_des = self.desired_velocity(q_prev, q_ref, v_ref)
-        acc_lo, acc_hi = v_prev - self._aT, v_prev + self._aT
-        pos_hi = self._brake_bound(self.upper - q_prev)
-        pos_lo = -self._brake_bound(q_prev - self.lower)
+        """Next command from the previous command ``(q_prev, v_prev)`` and the reference.
+
+        Args:
+            dt: [s] time since the previous command (default: the nominal period).
+            classify: compute which limits intervened (``clamped``/``kinds``); off for previews.
+        """
+        T = self.period_s if dt is None else float(dt)
+        v_des = self.desired_velocity(q_prev, q_ref, v_ref, T)
+        aT = self.a_max * T
+        acc_lo = v_prev - aT
+        acc_hi = v_prev + aT
+        pos_hi = self._brake_bound(self.upper - q_prev, T)
+        pos_lo = -self._brake_bound(q_prev - self.lower, T)
         lo = np.maximum(np.maximum(-self.v_max, acc_lo), pos_lo)
         hi = np.minimum(np.minimum(self.v_max, acc_hi), pos_hi)
-        v = np.clip(v_des, lo, hi)
+        v = np.minimum(np.maximum(v_des, lo), hi)
         empty = lo > hi
         if empty.any():
             # Started outside the soft limits while moving: acceleration wins, velocity next.
             v_fallback = np.clip(np.clip(v_des, acc_lo, acc_hi), -self.v_max, self.v_max)
             v = np.where(empty, v_fallback, v)
+        positions = q_prev + v * T
+        if not classify:
+            return LimitResult(positions, v, _NO_CLAMP, _NO_KINDS)
         tol = 1e-9 * (1.0 + np.abs(v_des))
         clamped = np.abs(v - v_des) > tol
         kinds = np.zeros(3, dtype=bool)
@@ -297,4 +312,36 @@ class MotionLimiter:
             kinds[0] = bool((c & ((np.abs(v - pos_hi) <= tol) | (np.abs(v - pos_lo) <= tol))).any())
             kinds[1] = bool((c & (np.abs(np.abs(v) - self.v_max) <= tol)).any())
             kinds[2] = bool((c & ((np.abs(v - acc_hi) <= tol) | (np.abs(v - acc_lo) <= tol))).any())
-        return LimitResult(positions=q_prev + v * T, velocities=v, clamped=clamped, kinds=kinds)
+        return LimitResult(positions=positions, velocities=v, clamped=clamped, kinds=kinds)
+
+
+_NO_CLAMP = np.zeros(0, dtype=bool)
+_NO_KINDS = np.zeros(3, dtype=bool)
+
+
+def limits_from_config(cfg, yaml_path: str | Path | None, urdf_xml: str | None = None) -> JointLimits:
+    """Joint limits for a ``ControlConfig``: YAML file, parameter overrides and optional URDF.
+
+    Args:
+        cfg: ControlConfig (joint_names, overrides, scales, use_urdf_limits).
+        yaml_path: joint-limits YAML (None = no file; then parameters must give every limit).
+        urdf_xml: robot_description text, or None.
+    """
+    yaml_limits = load_joint_limits_yaml(yaml_path) if yaml_path else {}
+    urdf = parse_urdf_limits(urdf_xml) if (urdf_xml and cfg.use_urdf_limits) else None
+    return build_joint_limits(
+        cfg.joint_names,
+        yaml_limits,
+        urdf,
+        position_lower=cfg.position_lower,
+        position_upper=cfg.position_upper,
+        max_velocity=cfg.max_velocity,
+        max_acceleration=cfg.max_acceleration,
+        velocity_scale=cfg.velocity_scale,
+        acceleration_scale=cfg.acceleration_scale,
+    )
+
+
+def default_limits_file() -> Path:
+    """dp_control's config/joint_limits.yaml (source tree layout; the node prefers the share dir)."""
+    return Path(__file__).resolve().parents[2] / "config" / "joint_limits.yaml"

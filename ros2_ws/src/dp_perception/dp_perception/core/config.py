@@ -35,13 +35,9 @@ class PerceptionConfig:
     )
     voxel_size: float = field(
         default=0.005,
-        metadata=_help(
-            "Voxel grid edge before FPS, m; 0 = off. One real point is kept per occupied voxel."
-        ),
+        metadata=_help("Voxel grid edge before FPS, m; 0 = off. One real point is kept per occupied voxel."),
     )
-    num_points: int = field(
-        default=1024, metadata=_help("Points in every output cloud (exactly).")
-    )
+    num_points: int = field(default=1024, metadata=_help("Points in every output cloud (exactly)."))
     min_points: int = field(
         default=256,
         metadata=_help(
@@ -56,9 +52,7 @@ class PerceptionConfig:
         default=False,
         metadata=_help("Remove the dominant plane (the table) with open3d RANSAC before FPS."),
     )
-    plane_distance: float = field(
-        default=0.005, metadata=_help("RANSAC inlier distance to the plane, m.")
-    )
+    plane_distance: float = field(default=0.005, metadata=_help("RANSAC inlier distance to the plane, m."))
     plane_iterations: int = field(default=100, metadata=_help("RANSAC iterations."))
     fps_backend: str = field(
         default="auto",
@@ -80,11 +74,10 @@ class PerceptionConfig:
             value = [float(v) for v in getattr(self, name)]
             if len(value) != 3 or not all(math.isfinite(v) for v in value):
                 raise ValueError(
-                    f"{name} must be 3 finite numbers [x, y, z] in meters. "
-                    f"Got {getattr(self, name)}"
+                    f"{name} must be 3 finite numbers [x, y, z] in meters. Got {getattr(self, name)}"
                 )
             setattr(self, name, value)
-        if any(lo > hi for lo, hi in zip(self.crop_min, self.crop_max)):
+        if any(lo > hi for lo, hi in zip(self.crop_min, self.crop_max, strict=True)):
             raise ValueError(
                 f"crop_min must be <= crop_max on every axis. Got {self.crop_min} > {self.crop_max}"
             )
@@ -108,8 +101,7 @@ class PerceptionConfig:
             raise ValueError(f"fps_h must be in [1, 12]. Got {self.fps_h}")
         if self.max_input_points < self.num_points:
             raise ValueError(
-                f"max_input_points must be >= num_points={self.num_points}. "
-                f"Got {self.max_input_points}"
+                f"max_input_points must be >= num_points={self.num_points}. Got {self.max_input_points}"
             )
 
     def to_dict(self) -> dict:

@@ -107,9 +107,7 @@ def _normalize_fields(fields) -> list[tuple[str, int, int, int]]:
 
 def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_points):
     if height < 0 or width < 0:
-        raise CloudFormatError(
-            f"height and width must be >= 0; got height={height}, width={width}"
-        )
+        raise CloudFormatError(f"height and width must be >= 0; got height={height}, width={width}")
     n = height * width
     if max_points is not None and n > max_points:
         raise PerceptionError(
@@ -135,9 +133,7 @@ def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_poin
             )
     for axis in "xyz":
         if axis not in names:
-            raise PerceptionError(
-                f"cloud has fields {names}; expected x, y and z", reason="no_xyz"
-            )
+            raise PerceptionError(f"cloud has fields {names}; expected x, y and z", reason="no_xyz")
     if n == 0:
         return
     if point_step <= 0:
@@ -150,8 +146,7 @@ def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_poin
     expected = row_step * height
     if n_bytes < expected:
         raise PerceptionError(
-            f"data has {n_bytes} bytes, shorter than row_step*height={row_step}*{height}="
-            f"{expected} declared",
+            f"data has {n_bytes} bytes, shorter than row_step*height={row_step}*{height}={expected} declared",
             reason="short_data",
         )
     if n_bytes > expected:
@@ -201,8 +196,7 @@ def decode_pointcloud2(
         _, _, datatype, count = by_name[axis]
         if datatype not in (FLOAT32, FLOAT64) or count != 1:
             raise PerceptionError(
-                f"field {axis!r} is {count} x {_DATATYPE_NAMES[datatype]}; expected 1 x FLOAT32 "
-                "or FLOAT64",
+                f"field {axis!r} is {count} x {_DATATYPE_NAMES[datatype]}; expected 1 x FLOAT32 or FLOAT64",
                 reason="unsupported_field_type",
             )
     rgb_fields = _rgb_fields(by_name)
@@ -219,14 +213,10 @@ def decode_pointcloud2(
         names.append(name)
         formats.append(order + _DATATYPE_CODES[datatype])
         offsets.append(offset)
-    sdt = np.dtype(
-        {"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step}
-    )
+    sdt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
     raw = np.frombuffer(buf, dtype=np.uint8, count=row_step * height)
     # (height, width) structured view honoring row padding; a view, not a copy.
-    points = np.ndarray(
-        shape=(height, width), dtype=sdt, buffer=raw, strides=(row_step, point_step)
-    )
+    points = np.ndarray(shape=(height, width), dtype=sdt, buffer=raw, strides=(row_step, point_step))
     contiguous_rows = row_step == width * point_step or height == 1
     xo, yo, zo = (by_name[a][1] for a in "xyz")
     if (
@@ -236,9 +226,7 @@ def decode_pointcloud2(
         and zo == xo + 8
         and bool(is_bigendian) == _NATIVE_BIG
     ):
-        xyz = np.ndarray(
-            shape=(n, 3), dtype=np.float32, buffer=raw, offset=xo, strides=(point_step, 4)
-        )
+        xyz = np.ndarray(shape=(n, 3), dtype=np.float32, buffer=raw, offset=xo, strides=(point_step, 4))
     else:
         xyz = np.empty((n, 3), dtype=np.float32)
         flat = points.reshape(-1) if contiguous_rows else points
@@ -277,8 +265,7 @@ def _rgb_fields(by_name) -> list[str]:
         for c in "rgb":
             if by_name[c][2] != UINT8 or by_name[c][3] != 1:
                 raise PerceptionError(
-                    f"field {c!r} is {by_name[c][3]} x {_DATATYPE_NAMES[by_name[c][2]]}; expected "
-                    "1 x UINT8",
+                    f"field {c!r} is {by_name[c][3]} x {_DATATYPE_NAMES[by_name[c][2]]}; expected 1 x UINT8",
                     reason="unsupported_field_type",
                 )
         return ["r", "g", "b"]

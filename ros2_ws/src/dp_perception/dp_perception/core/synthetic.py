@@ -95,9 +95,9 @@ def tabletop_cloud(
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     transform = look_at(eye=(-0.27, 0.0, 0.53), target=(0.8, 0.0, -0.35))
     u, v = np.meshgrid(np.arange(width), np.arange(height))
-    d_cam = np.stack(
-        [(u - cx) / fx, (v - cy) / fy, np.ones_like(u, dtype=np.float64)], axis=-1
-    ).reshape(-1, 3)
+    d_cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u, dtype=np.float64)], axis=-1).reshape(
+        -1, 3
+    )
     rot, eye = transform[:3, :3], transform[:3, 3]
     d = d_cam @ rot.T
     o = np.broadcast_to(eye, d.shape)

@@ -128,6 +128,44 @@ class SinusoidalPosEmb(nn.Module):
         return torch.cat([emb.sin(), emb.cos()], dim=-1)
 
 
+def fast_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """Conv1d on (B, C, T); after :func:`prepare_fast_convs`, as im2col + one GEMM.
+
+    At batch 1 PyTorch sends these Conv1d shapes to its slow generic convolution kernel
+    (``_slow_conv2d_forward``); an explicit unfold + ``addmm`` against a weight laid out once as
+    (k * C, O) uses MKL's GEMM instead. Returns (B, O, T') (possibly a transposed view).
+    """
+    w = getattr(conv, "_fast_w", None)
+    if w is None or torch.is_grad_enabled():
+        return F.conv1d(x, conv.weight, conv.bias, conv.stride, conv.padding)
+    bsz, c, _ = x.shape
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    if k == 1:
+        cols = x.transpose(1, 2).reshape(-1, c)
+        t_out = x.shape[2]
+    else:
+        xp = F.pad(x, (p, p)) if p else x
+        u = xp.unfold(2, k, s)  # (B, C, T', k)
+        t_out = u.shape[2]
+        cols = u.permute(0, 2, 1, 3).reshape(bsz * t_out, c * k)
+    y = torch.addmm(conv.bias, cols, w)  # (B*T', O)
+    return y.view(bsz, t_out, -1).transpose(1, 2)
+
+
+def prepare_fast_convs(module: nn.Module, enable: bool = True) -> None:
+    """Lay out every Conv1d / ConvTranspose1d weight for the GEMM path (inference only).
+
+    Call again after the weights change; ``enable=False`` restores the plain PyTorch convs.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.ConvTranspose1d):
+            # weight (C, O, 4) -> (C, O*4)
+            m._fast_w = m.weight.detach().reshape(m.in_channels, -1).contiguous() if enable else None
+        elif isinstance(m, nn.Conv1d):
+            # weight (O, C, k) -> (C*k, O), matching unfold's (C, k) order
+            m._fast_w = m.weight.detach().reshape(m.out_channels, -1).t().contiguous() if enable else None
+
+
 class Conv1dBlock(nn.Module):
     """Conv1d -> GroupNorm -> Mish."""
 
@@ -142,7 +180,7 @@ class Conv1dBlock(nn.Module):
     def forward(self, x: torch.Tensor, scale_bias: tuple[torch.Tensor, torch.Tensor] | None = None):
         """x (B, C, T); optional FiLM (scale, bias) each (B, out, 1) applied after Mish."""
         conv, gn = self.block[0], self.block[1]
-        y = F.conv1d(x, conv.weight, conv.bias, padding=conv.padding)
+        y = fast_conv1d(conv, x)
         y = F.mish(F.group_norm(y, gn.num_groups, gn.weight, gn.bias, gn.eps))
         if scale_bias is not None:
             y = torch.addcmul(scale_bias[1], y, scale_bias[0])
@@ -172,7 +210,7 @@ class ConditionalResidualBlock1D(nn.Module):
         out = self.blocks[0](x, scale_bias)
         out = self.blocks[1](out)
         if isinstance(self.residual_conv, nn.Conv1d):
-            res = F.conv1d(x, self.residual_conv.weight, self.residual_conv.bias)
+            res = fast_conv1d(self.residual_conv, x)
         else:
             res = x
         return out + res
@@ -186,7 +224,7 @@ class Downsample1d(nn.Module):
         self.conv = nn.Conv1d(dim, dim, 3, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return fast_conv1d(self.conv, x)
 
 
 class Upsample1d(nn.Module):
@@ -197,7 +235,18 @@ class Upsample1d(nn.Module):
         self.conv = nn.ConvTranspose1d(dim, dim, 4, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        w = getattr(self.conv, "_fast_w", None)
+        if w is None or torch.is_grad_enabled():
+            return self.conv(x)
+        # ConvTranspose1d(k=4, s=2, p=1) as one matmul + overlap-add:
+        # out[2m] = z[m, 1] + z[m-1, 3],  out[2m+1] = z[m, 2] + z[m+1, 0]
+        bsz, _, t = x.shape
+        o = self.conv.out_channels
+        z = (x.transpose(1, 2).reshape(bsz * t, -1) @ w).view(bsz, t, o, 4)
+        even = z[..., 1] + F.pad(z[..., 3], (0, 0, 1, 0))[:, :t]
+        odd = z[..., 2] + F.pad(z[..., 0], (0, 0, 0, 1))[:, 1:]
+        out = torch.stack([even, odd], dim=2).view(bsz, 2 * t, o) + self.conv.bias
+        return out.transpose(1, 2)
 
 
 class ConditionalUnet1D(nn.Module):
@@ -314,9 +363,7 @@ class ConditionalUnet1D(nn.Module):
             for m in mods[:-1]:
                 x = m(x, next(it))
             x = mods[-1](x)
-        x = self.final_conv[0](x)
-        conv = self.final_conv[1]
-        x = F.conv1d(x, conv.weight, conv.bias)
+        x = fast_conv1d(self.final_conv[1], self.final_conv[0](x))
         return x.transpose(1, 2)
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:

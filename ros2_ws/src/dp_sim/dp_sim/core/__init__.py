@@ -14,8 +14,6 @@ __all__ = [
     "JOINT_NAMES",
     "ExpertConfig",
     "ReachExpert",
-
-
     "SimConfig",
     "SimScene",
     "load_panda",

@@ -27,18 +27,14 @@ class ExpertConfig:
     approach_height_m: float = field(
         default=0.08, metadata={"help": "height above the cube top of the approach point (m)"}
     )
-    touch_offset_m: float = field(
-        default=0.005, metadata={"help": "final TCP height above the cube top (m)"}
-    )
+    touch_offset_m: float = field(default=0.005, metadata={"help": "final TCP height above the cube top (m)"})
     waypoint_tol_m: float = field(
         default=0.01, metadata={"help": "distance at which a waypoint counts as reached (m)"}
     )
     ik_iters: int = field(default=50, metadata={"help": "max IK iterations per step"})
     ik_damping: float = field(default=1e-3, metadata={"help": "IK damping (DLS lambda)"})
     ik_tol: float = field(default=1e-5, metadata={"help": "IK convergence tolerance (m / rad)"})
-    posture_gain: float = field(
-        default=0.05, metadata={"help": "null-space pull toward the home posture"}
-    )
+    posture_gain: float = field(default=0.05, metadata={"help": "null-space pull toward the home posture"})
 
     def __post_init__(self) -> None:
         for name in ("speed_mps", "waypoint_tol_m", "ik_damping", "ik_tol"):

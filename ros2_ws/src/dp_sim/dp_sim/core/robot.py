@@ -163,9 +163,7 @@ def panda_mjcf_body(kin: PandaKinematics, rgba: str = "0.85 0.85 0.88 1") -> tup
             geoms_by_joint[obj.parentJoint].append(f'<geom type="mesh" mesh="{mname}" {common}/>')
         elif type(shape).__name__ == "Box":
             half = np.asarray(shape.halfSide)
-            geoms_by_joint[obj.parentJoint].append(
-                f'<geom type="box" size="{_fmt(half)}" {common}/>'
-            )
+            geoms_by_joint[obj.parentJoint].append(f'<geom type="box" size="{_fmt(half)}" {common}/>')
         else:
             logger.warning("skipping unsupported collision geometry %s", obj.name)
 

@@ -48,15 +48,13 @@ class SimConfig:
     )
     camera_width: int = field(default=160, metadata={"help": "camera image width (px)"})
     camera_height: int = field(default=120, metadata={"help": "camera image height (px)"})
-    camera_fovy_deg: float = field(
-        default=45.0, metadata={"help": "camera vertical field of view (deg)"}
-    )
+    camera_fovy_deg: float = field(default=45.0, metadata={"help": "camera vertical field of view (deg)"})
     camera_pos: list[float] = field(
-        default_factory=lambda: [1.25, 0.0, 0.75],
+        default_factory=lambda: [1.4, 0.0, 0.9],
         metadata={"help": "camera position in world (m)"},
     )
     camera_lookat: list[float] = field(
-        default_factory=lambda: [0.45, 0.0, 0.1],
+        default_factory=lambda: [0.4, 0.0, 0.2],
         metadata={"help": "point the camera looks at, in world (m)"},
     )
     max_depth_m: float = field(
@@ -245,8 +243,7 @@ class SimScene:
             [self.model.jnt_qposadr[self.model.joint(n).id] for n in JOINT_NAMES], dtype=int
         )
         self._cube_qadr = [
-            int(self.model.jnt_qposadr[self.model.joint(f"cube{i}").id])
-            for i in range(self.cfg.num_cubes)
+            int(self.model.jnt_qposadr[self.model.joint(f"cube{i}").id]) for i in range(self.cfg.num_cubes)
         ]
         self._tcp_site = self.model.site("tcp").id
         self._cam_id = self.model.camera("cam").id
@@ -428,9 +425,7 @@ class SimScene:
         d = depth.astype(np.float32, copy=True)
         c = self.cfg
         if noise and c.depth_noise_m > 0:
-            d += self._noise_rng.normal(0.0, 1.0, d.shape).astype(np.float32) * (
-                c.depth_noise_m * d * d
-            )
+            d += self._noise_rng.normal(0.0, 1.0, d.shape).astype(np.float32) * (c.depth_noise_m * d * d)
         valid = (d > 0) & (d < c.max_depth_m)
         if noise and c.depth_dropout > 0:
             valid &= self._noise_rng.random(d.shape) >= c.depth_dropout

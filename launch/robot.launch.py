@@ -1,0 +1,86 @@
+"""dp on a real arm: perception -> policy -> control, wired to the camera and ros2_control.
+
+    ros2 launch launch/robot.launch.py checkpoint:=/path/to/ckpt camera_topic:=/camera/depth/color/points
+    python -m dp_common.launcher launch/robot.launch.py checkpoint:=/path/to/ckpt   # without launch_ros
+
+The policy and control start inactive (unless autostart:=true): enable them with
+    ros2 service call /policy_node/activate std_srvs/srv/SetBool "{data: true}"
+    ros2 service call /control_node/enable std_srvs/srv/SetBool "{data: true}"
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from dp_common.launcher import LaunchArgument, NodeSpec, as_bool, launch_description, package_file
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+ARGUMENTS = [
+    LaunchArgument("checkpoint", "", "policy checkpoint directory (required)"),
+    LaunchArgument(
+        "camera_topic", "camera/points", "PointCloud2 topic of the depth camera (remapped to camera/points)"
+    ),
+    LaunchArgument("joint_states_topic", "joint_states", "JointState topic of the robot"),
+    LaunchArgument(
+        "backend",
+        "trajectory",
+        "control backend: trajectory (joint_trajectory_controller), position "
+        "(forward_position_controller) or moveit (moveit_py, collision-checked)",
+    ),
+    LaunchArgument("device", "auto", "policy device: auto, cuda or cpu"),
+    LaunchArgument(
+        "perception_config", "", "extra perception parameter file (crop box, camera_to_target, ...)"
+    ),
+    LaunchArgument("control_config", "", "extra control parameter file (joint names, limits, ...)"),
+    LaunchArgument(
+        "autostart", "false", "activate policy and control at start-up (default: wait for the services)"
+    ),
+    LaunchArgument("rviz", "false", "start rviz2 with launch/dp.rviz"),
+]
+
+
+def node_specs(args: dict) -> list[NodeSpec]:
+    """The nodes of this launch file for the given argument values (strings)."""
+    if not args["checkpoint"]:
+        raise ValueError("robot.launch.py needs checkpoint:=/path/to/checkpoint_dir")
+    env = {
+        "FASTRTPS_DEFAULT_PROFILES_FILE": package_file("dp_perception", "config", "fastdds_shm_profile.xml")
+    }
+    autostart = as_bool(args["autostart"])
+    joint_remap = [("joint_states", args["joint_states_topic"])]
+    perception_params = [package_file("dp_perception", "config", "perception.yaml")]
+    if args["perception_config"]:
+        perception_params.append(args["perception_config"])
+    control_params = [package_file("dp_control", "config", "control.yaml")]
+    if args["control_config"]:
+        control_params.append(args["control_config"])
+    control_params.append({"backend": args["backend"], "autostart": autostart})
+    specs = [
+        NodeSpec(
+            "dp_perception",
+            "perception_node",
+            parameters=perception_params,
+            remappings=[("camera/points", args["camera_topic"])],
+            env=env,
+        ),
+        NodeSpec(
+            "dp_policy",
+            "policy_node",
+            parameters=[
+                package_file("dp_policy", "config", "policy.yaml"),
+                {"checkpoint": args["checkpoint"], "device": args["device"], "autostart": autostart},
+            ],
+            remappings=joint_remap,
+            env=env,
+        ),
+        NodeSpec("dp_control", "control_node", parameters=control_params, remappings=joint_remap, env=env),
+    ]
+    if as_bool(args["rviz"]):
+        specs.append(NodeSpec("rviz2", "rviz2", arguments=["-d", str(REPO / "launch" / "dp.rviz")]))
+    return specs
+
+
+def generate_launch_description():
+    """Entry point of `ros2 launch`."""
+    return launch_description(ARGUMENTS, node_specs)

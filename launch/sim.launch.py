@@ -1,0 +1,105 @@
+"""Closed loop in simulation: MuJoCo arm + camera -> perception -> policy -> control -> simulated arm.
+
+    ros2 launch launch/sim.launch.py                          # with launch_ros
+    python -m dp_common.launcher launch/sim.launch.py         # same nodes, without launch_ros
+    python -m dp_common.launcher launch/sim.launch.py --show-args
+
+Every node runs on the simulator's /clock (use_sim_time), each in its own process.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from dp_common.launcher import LaunchArgument, NodeSpec, as_bool, launch_description, package_file
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+ARGUMENTS = [
+    LaunchArgument(
+        "checkpoint",
+        str(REPO / "checkpoints" / "sim_reach_dp3"),
+        "policy checkpoint directory (config.json + model.safetensors + normalizer)",
+    ),
+    LaunchArgument(
+        "backend",
+        "trajectory",
+        "control backend: trajectory (joint_trajectory_controller topic) or position "
+        "(forward_position_controller)",
+    ),
+    LaunchArgument("real_time_factor", "1.0", "simulated seconds per wall-clock second"),
+    LaunchArgument("seed", "0", "seed of the first simulated episode (object poses)"),
+    LaunchArgument("autostart", "true", "activate policy and control at start-up"),
+    LaunchArgument("device", "cpu", "policy device: auto, cuda or cpu"),
+    LaunchArgument("rviz", "false", "start rviz2 with launch/dp.rviz"),
+]
+
+
+def fastdds_env() -> dict:
+    """Environment that applies the Fast DDS large shared-memory profile to a process."""
+    return {
+        "FASTRTPS_DEFAULT_PROFILES_FILE": package_file("dp_perception", "config", "fastdds_shm_profile.xml")
+    }
+
+
+def node_specs(args: dict) -> list[NodeSpec]:
+    """The nodes of this launch file for the given argument values (strings)."""
+    sim_time = {"use_sim_time": True}
+    autostart = as_bool(args["autostart"])
+    env = fastdds_env()
+    specs = [
+        NodeSpec(
+            "dp_sim",
+            "sim_node",
+            parameters=[
+                package_file("dp_sim", "config", "sim.yaml"),
+                {"real_time_factor": float(args["real_time_factor"]), "seed": int(args["seed"])},
+            ],
+            env=env,
+        ),
+        NodeSpec(
+            "dp_perception",
+            "perception_node",
+            parameters=[
+                package_file("dp_perception", "config", "perception.yaml"),
+                package_file("dp_sim", "config", "sim_perception.yaml"),
+                sim_time,
+            ],
+            env=env,
+        ),
+        NodeSpec(
+            "dp_policy",
+            "policy_node",
+            parameters=[
+                package_file("dp_policy", "config", "policy.yaml"),
+                {
+                    **sim_time,
+                    "checkpoint": args["checkpoint"],
+                    "device": args["device"],
+                    "autostart": autostart,
+                },
+            ],
+            env=env,
+        ),
+        NodeSpec(
+            "dp_control",
+            "control_node",
+            parameters=[
+                package_file("dp_control", "config", "control.yaml"),
+                {**sim_time, "backend": args["backend"], "autostart": autostart},
+            ],
+            env=env,
+        ),
+    ]
+    if as_bool(args["rviz"]):
+        specs.append(
+            NodeSpec(
+                "rviz2", "rviz2", arguments=["-d", str(REPO / "launch" / "dp.rviz")], parameters=[sim_time]
+            )
+        )
+    return specs
+
+
+def generate_launch_description():
+    """Entry point of `ros2 launch`."""
+    return launch_description(ARGUMENTS, node_specs)

@@ -1,0 +1,50 @@
+"""ROS-free core of dp_control: chunk validation/scheduling, interpolation, limits, state machine."""
+
+from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
+from .config import BACKENDS, HANDOVERS, PANDA_JOINTS, ControlConfig
+from .controller import Command, ControlCore, ControlState, ControlStats
+from .interpolator import (
+    INTERPOLATION_MODES,
+    BrakeReference,
+    ChunkReference,
+    Crossfade,
+    HoldReference,
+    JointInterpolator,
+)
+from .limits import (
+    JointLimits,
+    MotionLimiter,
+    build_joint_limits,
+    default_limits_file,
+    limits_from_config,
+    load_joint_limits_yaml,
+    parse_urdf_limits,
+)
+
+__all__ = [
+    "BACKENDS",
+    "HANDOVERS",
+    "INTERPOLATION_MODES",
+    "PANDA_JOINTS",
+    "BrakeReference",
+    "Chunk",
+    "ChunkError",
+    "ChunkReference",
+    "Command",
+    "ControlConfig",
+    "ControlCore",
+    "ControlState",
+    "ControlStats",
+    "Crossfade",
+    "HoldReference",
+    "JointInterpolator",
+    "JointLimits",
+    "MotionLimiter",
+    "RawChunk",
+    "build_joint_limits",
+    "default_limits_file",
+    "limits_from_config",
+    "load_joint_limits_yaml",
+    "parse_urdf_limits",
+    "validate_chunk",
+]

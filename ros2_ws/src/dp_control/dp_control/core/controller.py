@@ -1,0 +1,453 @@
+"""ControlCore: action chunks in, limited joint commands out, with an explicit safety state machine.
+
+States (``ControlState``) and transitions::
+
+    INACTIVE --enable--> ARMED --first chunk near the commanded state--> RUNNING
+        ^                  |  \\--first chunk too far (max_start_distance)--> HOLDING
+        |                  |                                                  |
+        +----disable-------+------ (brakes to rest first if moving) ----------+
+    RUNNING --no valid chunk for chunk_timeout--------------------> HOLDING (watchdog)
+    RUNNING/ARMED --joint_states silent for state_timeout----------> HOLDING
+    HOLDING --valid chunk near the commanded state, states fresh---> RUNNING (ramp-in, no jump)
+    RUNNING/HOLDING --|commanded - measured| > max_tracking_error--> FAULT (latched; enable resets)
+
+HOLDING and FAULT brake the command to rest within the acceleration limits and hold it there.
+``state`` and ``reason`` always say where the controller is and why.
+
+The core never calls into ROS: the node feeds it chunks (``submit_chunk``) and measured joint
+positions (``step``), and sends what ``step`` returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
+from .config import ControlConfig
+from .interpolator import (
+    BrakeReference,
+    ChunkReference,
+    Crossfade,
+    HoldReference,
+    JointInterpolator,
+    prune,
+)
+from .limits import CLAMP_KINDS, JointLimits, MotionLimiter
+
+_log = logging.getLogger(__name__)
+
+#: Braking reference decelerates at this fraction of the acceleration limit (headroom for jitter).
+BRAKE_FRACTION = 0.9
+_REST_VELOCITY = 1e-6  # rad/s: "at rest"
+
+
+class ControlState(str, enum.Enum):
+    """Controller state, reported on /diagnostics."""
+
+    INACTIVE = "inactive"
+    ARMED = "armed"
+    RUNNING = "running"
+    HOLDING = "holding"
+    FAULT = "fault"
+
+
+@dataclass
+class Command:
+    """What to send this tick.
+
+    Attributes:
+        t: [s] tick time on the control clock.
+        positions, velocities: (n,) arm command; velocities are ``(q_n - q_{n-1}) / dt``.
+        gripper: gripper target (step) or None when no chunk carried a gripper column.
+        preview_times: (M,) absolute times [s] of the preview points (after ``t``).
+        preview_positions, preview_velocities: (M, n) limited continuation of the command that
+            follows the reference for ``preview_s`` and then brakes to rest (last velocity 0), so a
+            trajectory controller comes to rest if control stops.
+        state, reason: state machine.
+        clamped: a limit changed the command this tick.
+        chunk_age: [s] age of the chunk in use (t - stamp), None when not following one.
+    """
+
+    t: float
+    positions: np.ndarray
+    velocities: np.ndarray
+    gripper: float | None
+    preview_times: np.ndarray
+    preview_positions: np.ndarray
+    preview_velocities: np.ndarray
+    state: ControlState
+    reason: str
+    clamped: bool = False
+    chunk_age: float | None = None
+
+
+@dataclass
+class ControlStats:
+    """Counters for /diagnostics."""
+
+    ticks: int = 0
+    clamp_ticks: int = 0
+    clamps: Counter = field(default_factory=Counter)  # by CLAMP_KINDS
+    chunks_accepted: int = 0
+    chunks_ignored: int = 0
+    rejected: Counter = field(default_factory=Counter)  # by ChunkError.reason / "start_distance"
+    holds: Counter = field(default_factory=Counter)  # by hold kind
+    last_hold_reason: str = ""
+
+
+class ControlCore:
+    """Turns validated chunks into a limited 50 Hz command stream (see module docstring).
+
+    Args:
+        cfg: the validated configuration.
+        limits: limits of ``cfg.joint_names`` (same order).
+    """
+
+    def __init__(self, cfg: ControlConfig, limits: JointLimits) -> None:
+        self.cfg = cfg
+        self.stats = ControlStats()
+        self.state = ControlState.INACTIVE
+        self.reason = "not enabled"
+        self._hold_kind = ""
+        self.q_cmd: np.ndarray | None = None
+        self.v_cmd: np.ndarray | None = None
+        self.t_cmd: float | None = None
+        self._ref = None
+        self._ref_end = -math.inf  # end of the newest chunk's rows (blend coverage)
+        self.chunk: Chunk | None = None
+        self._history: list[tuple[Chunk, ChunkReference]] = []
+        self._gripper: float | None = None
+        self._measured: np.ndarray | None = None
+        self._last_state_time: float | None = None
+        self._last_chunk_time = -math.inf
+        self._disable_pending = False
+        self.set_limits(limits)
+
+    # ------------------------------------------------------------------ configuration
+    def set_limits(self, limits: JointLimits) -> None:
+        """Use new limits (e.g. from robot_description) from the next tick on."""
+        if tuple(limits.names) != tuple(self.cfg.joint_names):
+            raise ValueError(
+                f"limits are for joints {list(limits.names)}; expected {self.cfg.joint_names}"
+            )
+        self.limits = limits
+        self.limiter = MotionLimiter(limits, self.cfg.period_s, self.cfg.position_margin)
+
+    @property
+    def n_joints(self) -> int:
+        """Number of controlled arm joints."""
+        return len(self.cfg.joint_names)
+
+    # ------------------------------------------------------------------ state machine
+    def enable(self) -> str:
+        """Arm the controller (INACTIVE/FAULT -> ARMED). Returns a message for the service reply."""
+        if self._disable_pending:
+            self._disable_pending = False
+            self._set_state(ControlState.HOLDING, "re-enabled while braking; waiting for a chunk")
+            self._hold_kind = "disable"
+            return "re-enabled"
+        if self.state in (ControlState.INACTIVE, ControlState.FAULT):
+            self._reset_command()
+            self._set_state(ControlState.ARMED, "enabled; waiting for the first chunk")
+            return "armed"
+        return f"already enabled ({self.state.value})"
+
+    def disable(self) -> str:
+        """Stop following chunks: brake to rest (HOLDING) if moving, then INACTIVE."""
+        if self.state == ControlState.INACTIVE:
+            return "already inactive"
+        if self.v_cmd is not None and np.abs(self.v_cmd).max() > _REST_VELOCITY:
+            self._disable_pending = True
+            self._hold("disable", "disable requested: braking to rest")
+            return "braking to rest, then inactive"
+        self._go_inactive("disabled")
+        return "inactive"
+
+    def hold(self, kind: str, reason: str, fault: bool = False) -> None:
+        """Brake to rest and hold (e.g. the node's MoveIt validity check failed)."""
+        self._hold(kind, reason, fault=fault)
+
+    def _go_inactive(self, reason: str) -> None:
+        self._disable_pending = False
+        self._reset_command()
+        self._set_state(ControlState.INACTIVE, reason)
+
+    def _reset_command(self) -> None:
+        self.q_cmd = self.v_cmd = self.t_cmd = None
+        self._ref = None
+        self.chunk = None
+        self._history = []
+        self._ref_end = -math.inf
+
+    def _set_state(self, state: ControlState, reason: str) -> None:
+        if state != self.state or reason != self.reason:
+            _log.info("control state %s -> %s: %s", self.state.value, state.value, reason)
+        self.state = state
+        self.reason = reason
+
+    def _hold(self, kind: str, reason: str, fault: bool = False) -> None:
+        new_state = ControlState.FAULT if fault else ControlState.HOLDING
+        entering = self.state != new_state or self._hold_kind != kind
+        if entering:
+            self.stats.holds[kind] += 1
+            self.stats.last_hold_reason = reason
+        if self.state not in (ControlState.HOLDING, ControlState.FAULT) and self.q_cmd is not None:
+            self._ref = BrakeReference(
+                self.t_cmd, self.q_cmd, self.v_cmd, BRAKE_FRACTION * self.limits.max_acceleration
+            )
+        self.chunk = None
+        self._history = []
+        self._hold_kind = kind
+        self._set_state(new_state, reason)
+
+    # ------------------------------------------------------------------ chunks
+    def submit_chunk(self, raw: RawChunk, t_now: float) -> str:
+        """Validate and schedule a received chunk.
+
+        Args:
+            raw: the chunk as received.
+            t_now: [s] arrival time on the control clock.
+
+        Returns:
+            ``"engaged"`` (first chunk, ramp-in starts), ``"accepted"`` (hand-over),
+            ``"ignored: ..."`` (valid but not usable now: inactive, fault, no joint_states) or
+            ``"refused: ..."`` (first chunk too far from the commanded state -> HOLDING).
+
+        Raises:
+            ChunkError: the chunk is invalid (counted in ``stats.rejected``).
+        """
+        try:
+            chunk = validate_chunk(
+                raw,
+                self.cfg.joint_names,
+                self.cfg.gripper_joint,
+                t_now,
+                self.cfg.max_future_s,
+                self.cfg.max_age_s,
+            )
+        except ChunkError as exc:
+            self.stats.rejected[exc.reason] += 1
+            raise
+        if self.state in (ControlState.INACTIVE, ControlState.FAULT) or self._disable_pending:
+            self.stats.chunks_ignored += 1
+            return f"ignored: controller is {self.state.value}"
+        if self.state == ControlState.RUNNING:
+            self._handover(chunk, t_now)
+            self._last_chunk_time = t_now
+            self.stats.chunks_accepted += 1
+            return "accepted"
+        # ARMED or HOLDING: engagement.
+        if self.q_cmd is None:
+            self.stats.chunks_ignored += 1
+            return "ignored: waiting for joint_states"
+        if self._states_silent(t_now):
+            self.stats.chunks_ignored += 1
+            return "ignored: joint_states silent"
+        target = chunk.first_future_row(t_now)
+        dist = np.abs(target - self.q_cmd)
+        worst = int(np.argmax(dist))
+        if dist[worst] > self.cfg.max_start_distance:
+            self.stats.rejected["start_distance"] += 1
+            reason = (
+                f"first chunk too far: {self.cfg.joint_names[worst]} is {dist[worst]:.3f} rad from"
+                f" the commanded state; at most max_start_distance={self.cfg.max_start_distance}"
+            )
+            self._hold("start_distance", reason)
+            return "refused: " + reason
+        new = self._chunk_reference(chunk, *chunk.schedule(t_now))
+        old = self._ref if self._ref is not None else HoldReference(self.q_cmd)
+        self._ref = Crossfade(old, new, t_now, self.cfg.ramp_in_s)
+        self._ref_end = float(chunk.times[-1])
+        self._history = [(chunk, new)]
+        self.chunk = chunk
+        self._last_chunk_time = t_now
+        self._hold_kind = ""
+        self.stats.chunks_accepted += 1
+        self._set_state(ControlState.RUNNING, f"following chunks (engaged on chunk {chunk.chunk_id})")
+        return "engaged"
+
+    def _chunk_reference(self, chunk: Chunk, times: np.ndarray, rows: np.ndarray) -> ChunkReference:
+        return ChunkReference(JointInterpolator(times, rows, self.cfg.interpolation))
+
+    def _handover(self, chunk: Chunk, t_now: float) -> None:
+        """Combine the new chunk with the current reference (resampled at the new row times)."""
+        times, rows = chunk.schedule(t_now)
+        mode = self.cfg.handover
+        self._ref = prune(self._ref, t_now)
+        if mode == "blend" and self._ref is not None:
+            old_q = self._ref.sample(times)[0]
+            if self.cfg.blend_window_s > 0:
+                w = np.clip((times - t_now) / self.cfg.blend_window_s, 0.0, 1.0)
+            else:
+                w = np.ones_like(times)
+            w = np.where(times > self._ref_end, 1.0, w)[:, None]
+            rows = w * rows + (1.0 - w) * old_q
+        elif mode == "ensemble":
+            own = self._chunk_reference(chunk, chunk.times, chunk.arm)
+            hist = [(c, r) for c, r in self._history if c.times[-1] >= t_now]
+            hist.append((chunk, own))
+            hist = hist[-self.cfg.ensemble_max_chunks :]
+            self._history = hist
+            acc = np.zeros_like(rows)
+            wsum = np.zeros((times.size, 1))
+            # i = 0 is the oldest chunk covering a time (ACT: w_i = exp(-m * i)).
+            index = np.zeros(times.size)
+            for c, ref in hist:
+                cover = ((times >= c.times[0]) & (times <= c.times[-1]))[:, None]
+                w = np.exp(-self.cfg.ensemble_decay * index)[:, None] * cover
+                acc += w * ref.sample(times)[0]
+                wsum += w
+                index += cover[:, 0]
+            rows = acc / np.maximum(wsum, 1e-12)
+        new = self._chunk_reference(chunk, times, rows)
+        self._ref = prune(self._ref, t_now)
+        if mode != "ensemble":
+            self._history = [(chunk, new)]
+        self._ref = Crossfade(self._ref, new, t_now, self.cfg.handover_s)
+        self._ref_end = float(chunk.times[-1])
+        self.chunk = chunk
+
+    # ------------------------------------------------------------------ control loop
+    def _states_silent(self, t_now: float) -> bool:
+        return self._last_state_time is None or (
+            t_now - self._last_state_time > self.cfg.state_timeout
+        )
+
+    def step(
+        self,
+        t_now: float,
+        measured_positions: np.ndarray | None,
+        measured_time: float | None = None,
+    ) -> Command | None:
+        """Advance the controller to ``t_now`` and return this tick's command.
+
+        Args:
+            t_now: [s] tick time on the control clock.
+            measured_positions: (n,) newest measured arm positions (``cfg.joint_names`` order), or
+                None when there is no new measurement.
+            measured_time: [s] when that measurement arrived (default ``t_now``).
+
+        Returns:
+            The command, or None when nothing must be sent (INACTIVE, or no joint_states yet).
+        """
+        if measured_positions is not None:
+            self._measured = np.asarray(measured_positions, dtype=np.float64)
+            self._last_state_time = t_now if measured_time is None else float(measured_time)
+        if self.state == ControlState.INACTIVE:
+            return None
+        if self.q_cmd is None:
+            if self._measured is None:
+                self.reason = "enabled; waiting for joint_states"
+                return None
+            self.q_cmd = self._measured.copy()
+            self.v_cmd = np.zeros(self.n_joints)
+            self.t_cmd = t_now
+            self._ref = HoldReference(self.q_cmd)
+        dt = t_now - self.t_cmd
+        if dt <= 0.0 and self.stats.ticks > 0:
+            return self._command(t_now, clamped=False)  # clock did not advance (sim paused)
+        self._safety_checks(t_now)
+        self._ref = prune(self._ref, t_now)
+        q_ref, v_ref = self._ref.sample(t_now)
+        period = self.cfg.period_s
+        dt = min(max(dt, 0.5 * period), 2.0 * period)
+        res = self.limiter.step(self.q_cmd, self.v_cmd, q_ref, v_ref, dt)
+        self.q_cmd, self.v_cmd, self.t_cmd = res.positions, res.velocities, t_now
+        self.stats.ticks += 1
+        clamped = bool(res.clamped.any())
+        if clamped:
+            self.stats.clamp_ticks += 1
+            for kind, active in zip(CLAMP_KINDS, res.kinds, strict=True):
+                if active:
+                    self.stats.clamps[kind] += 1
+        if self.chunk is not None and self.chunk.gripper is not None:
+            self._gripper = self.chunk.gripper_at(t_now)
+        if self._disable_pending and np.abs(self.v_cmd).max() <= _REST_VELOCITY:
+            cmd = self._command(t_now, clamped)
+            self._go_inactive("disabled")
+            return cmd
+        return self._command(t_now, clamped)
+
+    def _safety_checks(self, t_now: float) -> None:
+        st = self.state
+        if st == ControlState.FAULT:
+            return
+        if self._states_silent(t_now):
+            if st in (ControlState.ARMED, ControlState.RUNNING) or (
+                st == ControlState.HOLDING and self._hold_kind != "state_timeout"
+            ):
+                age = math.inf if self._last_state_time is None else t_now - self._last_state_time
+                self._hold(
+                    "state_timeout",
+                    f"joint_states silent for {age:.3f} s > state_timeout={self.cfg.state_timeout}",
+                )
+            return
+        if st in (ControlState.RUNNING, ControlState.HOLDING) and self._measured is not None:
+            err = np.abs(self._measured - self.q_cmd)
+            worst = int(np.argmax(err))
+            if err[worst] > self.cfg.max_tracking_error:
+                self._hold(
+                    "tracking_error",
+                    f"tracking error {err[worst]:.3f} rad on {self.cfg.joint_names[worst]} > "
+                    f"max_tracking_error={self.cfg.max_tracking_error}; re-enable to resume",
+                    fault=True,
+                )
+                return
+        if st == ControlState.RUNNING and t_now - self._last_chunk_time > self.cfg.chunk_timeout:
+            self._hold(
+                "chunk_timeout",
+                f"no valid chunk for {t_now - self._last_chunk_time:.3f} s > "
+                f"chunk_timeout={self.cfg.chunk_timeout}",
+            )
+
+    def _command(self, t_now: float, clamped: bool) -> Command:
+        times, pos, vel = self._preview(t_now)
+        age = None
+        if self.state == ControlState.RUNNING and self.chunk is not None:
+            age = t_now - self.chunk.stamp
+        return Command(
+            t=t_now,
+            positions=self.q_cmd.copy(),
+            velocities=self.v_cmd.copy(),
+            gripper=self._gripper,
+            preview_times=times,
+            preview_positions=pos,
+            preview_velocities=vel,
+            state=self.state,
+            reason=self.reason,
+            clamped=clamped,
+            chunk_age=age,
+        )
+
+    def _preview(self, t_now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Limited continuation: follow the reference for preview_s, then brake to rest."""
+        T = self.cfg.period_s
+        m = max(1, int(round(self.cfg.preview_s / T)))
+        ts = t_now + T * np.arange(1, m + 1)
+        q_ref, v_ref = self._ref.sample(ts)
+        q, v = self.q_cmd, self.v_cmd
+        out_q = np.empty((m, self.n_joints))
+        for j in range(m):
+            r = self.limiter.step(q, v, q_ref[j], v_ref[j], T, classify=False)
+            q, v = r.positions, r.velocities
+            out_q[j] = q
+        # Then brake at full deceleration (always feasible under the limiter's invariant).
+        a = self.limits.max_acceleration
+        n_brake = int(math.ceil(float(np.max(np.abs(v) / a)) / T - 1e-9))
+        if n_brake > 0:
+            steps = np.arange(1, n_brake + 1)[:, None]
+            v_tail = np.sign(v) * np.maximum(np.abs(v) - a * T * steps, 0.0)
+            out_q = np.vstack([out_q, q + np.cumsum(v_tail, axis=0) * T])
+        pos = out_q
+        times = t_now + T * np.arange(1, pos.shape[0] + 1)
+        # Velocity at each point: central difference; the last point is at rest.
+        padded = np.vstack([self.q_cmd[None, :], pos, pos[-1:]])
+        vel = (padded[2:] - padded[:-2]) / (2.0 * T)
+        vel[-1] = 0.0
+        return times, pos, vel

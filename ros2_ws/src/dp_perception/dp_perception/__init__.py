@@ -1,0 +1,1 @@
+"""dp_perception: point clouds -> fixed-size policy input."""

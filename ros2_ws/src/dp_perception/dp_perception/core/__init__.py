@@ -1,0 +1,14 @@
+"""ROS-free perception core: PointCloud2 layout decoding and cloud -> policy input."""
+
+from .config import PerceptionConfig
+from .errors import CloudFormatError, PerceptionError
+from .preprocess import preprocess_cloud, quaternion_to_matrix, transform_crop
+
+__all__ = [
+    "CloudFormatError",
+    "PerceptionConfig",
+    "PerceptionError",
+    "preprocess_cloud",
+    "quaternion_to_matrix",
+    "transform_crop",
+]

@@ -1,0 +1,253 @@
+"""Cloud -> fixed-size policy input: transform, crop, voxel, FPS (ROS-free, numpy).
+
+Pipeline of `preprocess_cloud` (the same for deployment and for training data)::
+
+    N points (camera frame, NaN allowed)
+      -> transform to the target frame + axis-aligned crop   (one pass; NaN/Inf fail the test)
+      -> optional dominant-plane removal                     (open3d RANSAC on a subset)
+      -> reject if fewer than min_points remain
+      -> voxel grid: one real point per occupied voxel       (skipped if it would leave < num_points)
+      -> farthest point sampling to exactly num_points       (or cyclic padding if M < num_points)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .config import PerceptionConfig
+from .errors import PerceptionError
+from .pointcloud import unpack_rgb
+from .sampling import farthest_point_sample, voxel_downsample_cols
+
+logger = logging.getLogger(__name__)
+
+_PLANE_FIT_MAX_POINTS = 20_000
+
+
+def quaternion_to_matrix(xyz, quat_xyzw) -> np.ndarray:
+    """(4, 4) homogeneous transform from a translation (m) and a quaternion [x, y, z, w]."""
+    q = np.asarray(quat_xyzw, dtype=np.float64)
+    norm = np.linalg.norm(q)
+    if q.shape != (4,) or not np.isfinite(norm) or norm < 1e-9:
+        raise ValueError(f"quaternion must be 4 finite numbers [x, y, z, w], not zero. Got {q}")
+    x, y, z, w = q / norm
+    t = np.eye(4)
+    t[:3, :3] = [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ]
+    t[:3, 3] = np.asarray(xyz, dtype=np.float64)
+    return t
+
+
+def transform_crop(xyz: np.ndarray, transform, crop_min, crop_max) -> tuple[np.ndarray, np.ndarray]:
+    """Transforms points and keeps those inside the box, in one vectorized pass.
+
+    Points with NaN/Inf coordinates never pass the box test, so no separate finiteness pass is
+    needed. The test runs on the rotated points against the box shifted by -t, so the
+    translation is only added to the survivors (exact up to float32 rounding).
+
+    Args:
+        xyz: (N, 3) float32 or float64, any strides (e.g. a view of message bytes).
+        transform: (4, 4) target<-source transform, or None for identity.
+        crop_min, crop_max: (3,) box corners in the target frame, m (inclusive).
+
+    Returns:
+        idx: (M,) int64 indices of the kept points into `xyz`.
+        points: (M, 3) float32 kept points in the target frame (a transposed (3, M) array).
+    """
+    mask, cols = transform_crop_cols(xyz, transform, crop_min, crop_max)
+    return np.flatnonzero(mask), cols.T
+
+
+def transform_crop_cols(xyz: np.ndarray, transform, crop_min, crop_max):
+    """transform_crop returning the (N,) bool mask and the kept points as C-contiguous (3, M)."""
+    n = xyz.shape[0]
+    lo = np.asarray(crop_min, dtype=np.float64)
+    hi = np.asarray(crop_max, dtype=np.float64)
+    # Column-major copy: the per-axis arithmetic below then runs on contiguous rows, and numpy
+    # avoids its slow small-inner-dimension loops over (N, 3).
+    x = np.empty((3, n), dtype=np.float32)
+    np.copyto(x.T, xyz, casting="same_kind")
+    if transform is None:
+        trans, w = np.zeros(3), x
+    else:
+        transform = np.asarray(transform, dtype=np.float64)
+        rot, trans = transform[:3, :3].astype(np.float32), transform[:3, 3]
+        w = np.empty_like(x)
+        tmp = np.empty(n, dtype=np.float32)
+        for k in range(3):
+            np.multiply(x[0], rot[k, 0], out=w[k])
+            np.multiply(x[1], rot[k, 1], out=tmp)
+            w[k] += tmp
+            np.multiply(x[2], rot[k, 2], out=tmp)
+            w[k] += tmp
+    lo_s = (lo - trans).astype(np.float32)
+    hi_s = (hi - trans).astype(np.float32)
+    mask = np.greater_equal(w[0], lo_s[0])
+    part = np.empty(n, dtype=bool)
+    for k in range(3):
+        if k:
+            mask &= np.greater_equal(w[k], lo_s[k], out=part)
+        mask &= np.less_equal(w[k], hi_s[k], out=part)
+    cols = np.compress(mask, w, axis=1)
+    for k in range(3):
+        cols[k] += np.float32(trans[k])
+    return mask, cols
+
+
+def plane_inliers(points: np.ndarray, distance: float, iterations: int, seed: int = 0) -> np.ndarray:
+    """Boolean (M,) mask of the points within `distance` of the dominant plane (open3d RANSAC).
+
+    The plane is fitted on at most 20k points drawn with `seed` (open3d's RANSAC is seeded
+    too), then every point is tested against it.
+    """
+    import open3d as o3d
+
+    m = points.shape[0]
+    if m < 3:
+        return np.zeros(m, dtype=bool)
+    rng = np.random.default_rng(seed)
+    sub = points if m <= _PLANE_FIT_MAX_POINTS else points[rng.integers(m, size=_PLANE_FIT_MAX_POINTS)]
+    o3d.utility.random.seed(int(seed))
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sub.astype(np.float64)))
+    model, _ = cloud.segment_plane(
+        distance_threshold=float(distance), ransac_n=3, num_iterations=int(iterations)
+    )
+    a, b, c, d = (float(v) for v in model)
+    norm = np.sqrt(a * a + b * b + c * c)
+    if not np.isfinite(norm) or norm < 1e-9:
+        return np.zeros(m, dtype=bool)
+    dist = np.abs(points @ np.asarray([a, b, c], dtype=np.float32) + np.float32(d)) / norm
+    return dist <= distance
+
+
+def resolve_fps_backend(backend: str) -> str:
+    """Maps "auto" to a concrete backend: fpsample (QuickFPS) when installed, else torch.
+
+    QuickFPS on the few thousand voxel points takes a few ms on a CPU; a per-sample torch loop
+    is launch-bound on CUDA (several kernels per sample), so auto does not pick it.
+    """
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    return "fpsample" if importlib.util.find_spec("fpsample") is not None else "torch"
+
+
+def preprocess_cloud(
+    xyz: np.ndarray,
+    rgb: np.ndarray | None,
+    cfg: PerceptionConfig,
+    transform: np.ndarray | None = None,
+    seed: int = 0,
+    timings: dict | None = None,
+) -> np.ndarray:
+    """Turns a raw cloud into exactly `cfg.num_points` points in `cfg.target_frame`.
+
+    Fewer than `num_points` valid points (but at least `min_points`) are padded by repeating
+    the valid points cyclically: output row i is valid point i mod M. Deterministic for a seed.
+
+    Args:
+        xyz: (N, 3) or organized (H, W, 3) points in the source frame, m; NaN/Inf allowed. May
+            be a strided read-only view (e.g. of message bytes); it is never written.
+        rgb: None, (N, 3) float colors in [0, 1], or (N,) uint32 packed 0x00RRGGBB.
+        cfg: the perception configuration.
+        transform: (4, 4) target<-source transform, or None when already in the target frame.
+        seed: seeds the FPS start point and the plane fit.
+        timings: optional dict that receives per-stage wall times in seconds.
+
+    Returns:
+        (num_points, 3) float32 xyz, or (num_points, 6) xyz + rgb in [0, 1] when `cfg.use_rgb`.
+
+    Raises:
+        PerceptionError (ValueError) with a `reason`: empty, too_large, too_few_points, no_rgb,
+        bad_shape.
+    """
+    t0 = time.perf_counter()
+    xyz = np.asarray(xyz)
+    if xyz.ndim == 3 and xyz.shape[-1] == 3:
+        xyz = xyz.reshape(-1, 3)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or xyz.dtype.kind != "f":
+        raise PerceptionError(
+            f"xyz must be a float (N, 3) array; got {xyz.dtype} {xyz.shape}", reason="bad_shape"
+        )
+    n = xyz.shape[0]
+    if n == 0:
+        raise PerceptionError("cloud has no points; expected at least min_points", reason="empty")
+    if n > cfg.max_input_points:
+        raise PerceptionError(
+            f"cloud has {n} points; expected at most max_input_points={cfg.max_input_points}",
+            reason="too_large",
+        )
+    if cfg.use_rgb:
+        if rgb is None:
+            raise PerceptionError("use_rgb is set but the cloud has no color", reason="no_rgb")
+        rgb = np.asarray(rgb)
+        if rgb.ndim == 3:
+            rgb = rgb.reshape(-1, 3)
+        if rgb.shape not in ((n, 3), (n,)):
+            raise PerceptionError(
+                f"rgb must be (N, 3) or packed (N,) with N={n}; got {rgb.shape}", reason="bad_shape"
+            )
+    if transform is not None and np.shape(transform) != (4, 4):
+        raise ValueError(f"transform must be a (4, 4) matrix; got shape {np.shape(transform)}")
+
+    mask, cols = transform_crop_cols(xyz, transform, cfg.crop_min, cfg.crop_max)
+    t1 = time.perf_counter()
+    if cfg.remove_plane and cols.shape[1] >= 3:
+        keep = ~plane_inliers(cols.T, cfg.plane_distance, cfg.plane_iterations, seed)
+        idx = np.flatnonzero(mask)[keep]
+        cols = np.ascontiguousarray(cols[:, keep])
+    else:
+        idx = None  # computed only if colors are needed
+    t2 = time.perf_counter()
+
+    m = cols.shape[1]
+    if m < cfg.min_points:
+        raise PerceptionError(
+            f"only {m} valid points of {n} inside the crop box {cfg.crop_min}..{cfg.crop_max} "
+            f"in {cfg.target_frame!r}; expected at least min_points={cfg.min_points}",
+            reason="too_few_points",
+        )
+    k = cfg.num_points
+    candidates = None
+    if cfg.voxel_size > 0 and m > k:
+        vox = voxel_downsample_cols(cols, cfg.voxel_size, origin=cfg.crop_min)
+        if vox.size >= k:  # a coarse grid must not cost distinct points
+            candidates = vox
+    t3 = time.perf_counter()
+    if m >= k:
+        cand = cols if candidates is None else cols[:, candidates]
+        sel = farthest_point_sample(
+            np.ascontiguousarray(cand.T),
+            k,
+            backend=resolve_fps_backend(cfg.fps_backend),
+            h=cfg.fps_h,
+            seed=seed,
+        )
+        if candidates is not None:
+            sel = candidates[sel]
+    else:
+        sel = np.resize(np.arange(m), k)
+    t4 = time.perf_counter()
+
+    if cfg.use_rgb:
+        if idx is None:
+            idx = np.flatnonzero(mask)
+        colors = rgb[idx[sel]]
+        if colors.ndim == 1:
+            colors = unpack_rgb(colors)
+        out = np.empty((k, 6), dtype=np.float32)
+        out[:, :3] = cols[:, sel].T
+        out[:, 3:] = colors
+    else:
+        out = np.ascontiguousarray(cols[:, sel].T)
+    t5 = time.perf_counter()
+    if timings is not None:
+        timings.update(crop=t1 - t0, plane=t2 - t1, voxel=t3 - t2, fps=t4 - t3, gather=t5 - t4, total=t5 - t0)
+    return out

@@ -1,0 +1,1 @@
+"""dp_sim: MuJoCo tabletop simulator of a Franka Panda for the dp pipeline."""
