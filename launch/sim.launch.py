@@ -62,7 +62,7 @@ def node_specs(args: dict) -> list[NodeSpec]:
             "perception_node",
             parameters=[
                 package_file("dp_perception", "config", "perception.yaml"),
-                package_file("dp_sim", "config", "sim_perception.yaml"),
+                package_file("dp_sim", "config", "perception_sim.yaml"),
                 sim_time,
             ],
             env=env,

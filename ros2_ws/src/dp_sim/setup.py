@@ -25,6 +25,7 @@ setup(
             "make_dataset = dp_sim.make_dataset:main",
             "record_demos = dp_sim.record_demos:main",
             "bag_to_zarr = dp_sim.bag_to_zarr:main",
+            "eval_expert = dp_sim.eval_expert:main",
         ],
     },
 )

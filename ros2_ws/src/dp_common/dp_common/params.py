@@ -98,6 +98,8 @@ def declare_config(node, config_cls, prefix: str = "", skip: typing.Iterable[str
             from rclpy.parameter import Parameter
 
             default = Parameter.Type(ptype)
+            descriptor.dynamic_typing = False
+            descriptor.type = ptype
         node.declare_parameter(prefix + field.name, default, descriptor)
         try:
             value = node.get_parameter(prefix + field.name).value

@@ -69,6 +69,7 @@ class _DemoConfig:
     joints: list[str] = dataclasses.field(default_factory=list, metadata={"help": "joint names"})
     box: list[float] = dataclasses.field(default_factory=lambda: [0.0, 1.0], metadata={"help": "box"})
     count: int = dataclasses.field(default=3, metadata={"help": "count"})
+    lower: list[float] = dataclasses.field(default_factory=list, metadata={"help": "empty float list"})
 
     def __post_init__(self):
         if self.rate_hz <= 0:
@@ -84,11 +85,12 @@ def test_declare_config_roundtrip(rclpy_context):
     node = Node(
         "cfg_node",
         context=rclpy_context,
-        parameter_overrides=[Parameter("rate_hz", value=5), Parameter("joints", value=["a", "b"])],
+        parameter_overrides=[Parameter("rate_hz", value=5), Parameter("joints", value=["a", "b"]),
+                             Parameter("lower", value=[1.0, 2.0])],
     )
     try:
         cfg = declare_config(node, _DemoConfig)
-        assert cfg == _DemoConfig(rate_hz=5.0, joints=["a", "b"])
+        assert cfg == _DemoConfig(rate_hz=5.0, joints=["a", "b"], lower=[1.0, 2.0])
         desc = node.describe_parameter("rate_hz")
         assert desc.description == "rate in Hz"
     finally:

@@ -24,7 +24,23 @@ from dp_sim.core.dataset import EpisodeConfig, generate_dataset, perception_prep
 from dp_sim.core.expert import ExpertConfig
 from dp_sim.core.scene import SimConfig
 
-DEFAULT_SIM_YAML = Path(__file__).resolve().parent.parent / "config" / "sim.yaml"
+
+def config_dir() -> Path:
+    """dp_sim's config/ folder: next to the sources, else the installed share directory."""
+    here = Path(__file__).resolve().parent.parent / "config"
+    if (here / "sim.yaml").is_file():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("dp_sim")) / "config"
+    except (ImportError, LookupError, ValueError):
+        return here
+
+
+CONFIG_DIR = config_dir()
+DEFAULT_SIM_YAML = CONFIG_DIR / "sim.yaml"
+DEFAULT_PERCEPTION_YAML = CONFIG_DIR / "perception_sim.yaml"
 
 
 def parse_value(text: str):
@@ -69,6 +85,15 @@ def load_yaml_params(path: str | Path | None, cls) -> dict:
     return out
 
 
+def perception_overrides(yaml_path, cli_items: list[str] | None) -> dict:
+    """PerceptionConfig fields from a params yaml (if any), then CLI key=value overrides."""
+    from dp_perception.core import PerceptionConfig
+
+    params = load_yaml_params(yaml_path, PerceptionConfig)
+    params.update(parse_overrides(cli_items))
+    return params
+
+
 def build_sim_config(yaml_path, overrides: dict) -> SimConfig:
     """SimConfig from yaml (if any) + key=value overrides; unknown keys raise ValueError."""
     names = {f.name for f in dataclasses.fields(SimConfig)}
@@ -89,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sim-config", default=str(DEFAULT_SIM_YAML), help="ROS params yaml")
     ap.add_argument("--set", nargs="*", default=[], help="SimConfig overrides key=value")
     ap.add_argument("--expert", nargs="*", default=[], help="ExpertConfig overrides key=value")
+    ap.add_argument(
+        "--perception-config",
+        default=str(DEFAULT_PERCEPTION_YAML),
+        help="params yaml with PerceptionConfig fields (default: the sim's perception_sim.yaml)",
+    )
     ap.add_argument("--perception", nargs="*", default=[], help="PerceptionConfig overrides")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")
     ap.add_argument("--max-steps", type=int, default=100)
@@ -102,11 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         sim_cfg = build_sim_config(args.sim_config, parse_overrides(args.set))
         expert_cfg = ExpertConfig(**parse_overrides(args.expert))
         ep_cfg = EpisodeConfig(args.dt, args.max_steps, args.hold_steps, args.keep_failures)
-        preprocess, perception_dict = perception_preprocessor(parse_overrides(args.perception))
+        preprocess, perception_dict = perception_preprocessor(
+            perception_overrides(args.perception_config, args.perception)
+        )
         if args.episodes < 1:
             raise ValueError(f"--episodes: expected >= 1. Got {args.episodes}")
     except (ValueError, TypeError) as exc:
         print(f"make_dataset: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"make_dataset: dp_perception is needed for preprocessing: {exc}", file=sys.stderr)
         return 2
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     t0 = time.monotonic()

@@ -187,6 +187,14 @@ class SimNode(Node):
 
     # -------------------------------------------------------------------------------- tick
     def _on_tick(self) -> None:
+        try:
+            self._tick()
+        except Exception:
+            if not self.context.ok():
+                return  # shutting down (signal) while a publish was in flight
+            raise
+
+    def _tick(self) -> None:
         t_wall = time.perf_counter()
         cfg = self.cfg
         if self.expert is not None and self.tick % cfg.every(10.0) == 0:

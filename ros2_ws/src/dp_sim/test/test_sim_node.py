@@ -40,7 +40,11 @@ def _overrides(**kw):
 
 def test_sim_node_publishes_and_follows_commands(rclpy_context):
     sim = SimNode(context=rclpy_context, parameter_overrides=_overrides())
-    probe = Node("sim_probe", context=rclpy_context)
+    probe = Node(
+        "sim_probe",
+        context=rclpy_context,
+        parameter_overrides=[Parameter("use_sim_time", value=True)],
+    )
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(sim)
     ex.add_node(probe)
@@ -52,31 +56,43 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
     probe.create_subscription(String, "sim/episode_status", got["status"].append, reliable_qos(10))
     probe.create_subscription(String, "robot_description", got["desc"].append, latched_qos())
     fwd = probe.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
-    traj = probe.create_publisher(
-        JointTrajectory, "joint_trajectory_controller/joint_trajectory", 10
-    )
+    traj = probe.create_publisher(JointTrajectory, "joint_trajectory_controller/joint_trajectory", 10)
     reset_seed = probe.create_publisher(Int64, "sim/reset_seed", 10)
     client = probe.create_client(Trigger, "sim/reset")
     try:
         assert spin_until(
             ex,
-            lambda: len(got["points"]) >= 2
-            and len(got["js"]) >= 5
-            and len(got["clock"]) >= 5
-            and got["desc"]
-            and got["image"]
-            and got["status"],
+            lambda: (
+                len(got["points"]) >= 2
+                and len(got["js"]) >= 5
+                and len(got["clock"]) >= 5
+                and got["desc"]
+                and got["image"]
+                and got["status"]
+            ),
             timeout_s=20,
         )
         # /clock is increasing, joint_states carry the 7 arm joints
         t = [c.clock.sec + c.clock.nanosec * 1e-9 for c in got["clock"]]
         assert all(b > a for a, b in zip(t, t[1:], strict=False))
         assert list(got["js"][-1].name) == list(JOINT_NAMES)
+        # a use_sim_time node follows /clock
+        assert spin_until(ex, lambda: probe.get_clock().now().nanoseconds > 0, timeout_s=10)
+        assert abs(probe.get_clock().now().nanoseconds * 1e-9 - sim.now_s) < 1.0
         assert "<robot" in got["desc"][0].data
         cloud = got["points"][-1]
         assert cloud.header.frame_id == "camera_optical_frame"
         xyz = msg_to_xyz(cloud)
         assert xyz.shape[0] > 500 and np.all(xyz[:, 2] > 0)
+        try:  # the perception stage decodes our clouds (xyz + packed rgb)
+            from dp_perception.conversions import cloud_msg_to_numpy
+        except ImportError:
+            cloud_msg_to_numpy = None
+        if cloud_msg_to_numpy is not None:
+            dec = cloud_msg_to_numpy(cloud)
+            np.testing.assert_allclose(np.asarray(dec.xyz), xyz)
+            rgb = dec.rgb()
+            assert rgb.shape == xyz.shape and 0.0 <= rgb.min() and rgb.max() <= 1.0
         img = got["image"][-1]
         assert (img.height, img.width, img.encoding) == (60, 80, "rgb8")
         assert json.loads(got["status"][-1].data)["seed"] == 5
@@ -85,13 +101,9 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
         q0 = np.array(got["js"][-1].position)
         target = q0.copy()
         target[0] += 0.3
-        assert spin_until(
-            ex, lambda: fwd.get_subscription_count() and traj.get_subscription_count(), 10
-        )
+        assert spin_until(ex, lambda: fwd.get_subscription_count() and traj.get_subscription_count(), 10)
         fwd.publish(Float64MultiArray(data=target.tolist()))
-        assert spin_until(
-            ex, lambda: abs(got["js"][-1].position[0] - target[0]) < 1e-3, timeout_s=20
-        )
+        assert spin_until(ex, lambda: abs(got["js"][-1].position[0] - target[0]) < 1e-3, timeout_s=20)
 
         # a joint trajectory (stamp 0 = start now) moves joint 2
         jt = JointTrajectory(joint_names=["panda_joint2"])
@@ -99,9 +111,7 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
         p.time_from_start.nanosec = 200_000_000
         jt.points = [p]
         traj.publish(jt)
-        assert spin_until(
-            ex, lambda: abs(got["js"][-1].position[1] - (q0[1] - 0.2)) < 1e-3, timeout_s=20
-        )
+        assert spin_until(ex, lambda: abs(got["js"][-1].position[1] - (q0[1] - 0.2)) < 1e-3, timeout_s=20)
         assert abs(got["js"][-1].position[0] - target[0]) < 1e-3  # other joints hold
 
         # reset to an explicit seed, then the Trigger service goes to seed + 1
@@ -136,9 +146,7 @@ def test_sim_node_expert_drive_reaches_success(rclpy_context):
     status: list = []
     commands: list = []
     points: list = []
-    probe.create_subscription(
-        String, "sim/episode_status", lambda m: status.append(json.loads(m.data)), 10
-    )
+    probe.create_subscription(String, "sim/episode_status", lambda m: status.append(json.loads(m.data)), 10)
     probe.create_subscription(JointState, "expert/joint_command", commands.append, 10)
     probe.create_subscription(PointCloud2, "camera/points", points.append, sensor_qos())
     try:

@@ -125,8 +125,7 @@ def validate_chunk(
     if raw.action_dim != len(names):
         raise ChunkError(
             "size",
-            f"action_dim is {raw.action_dim} but joint_names has {len(names)} entries; "
-            "expected them equal",
+            f"action_dim is {raw.action_dim} but joint_names has {len(names)} entries; expected them equal",
         )
     data = np.asarray(raw.data)
     if data.ndim != 1 or data.size != raw.horizon * raw.action_dim:

@@ -118,7 +118,9 @@ class ControlCore:
         self.q_cmd: np.ndarray | None = None
         self.v_cmd: np.ndarray | None = None
         self.t_cmd: float | None = None
-        self._ref = None
+        self._ref = None  # what the limiter follows: hold/brake, ramp-in or the chunk stream
+        self._stream = None  # chunk-following reference (hand-over crossfades), None when holding
+        self._ramp: Crossfade | None = None  # ramp-in from the held state into self._stream
         self._ref_end = -math.inf  # end of the newest chunk's rows (blend coverage)
         self.chunk: Chunk | None = None
         self._history: list[tuple[Chunk, ChunkReference]] = []
@@ -133,9 +135,7 @@ class ControlCore:
     def set_limits(self, limits: JointLimits) -> None:
         """Use new limits (e.g. from robot_description) from the next tick on."""
         if tuple(limits.names) != tuple(self.cfg.joint_names):
-            raise ValueError(
-                f"limits are for joints {list(limits.names)}; expected {self.cfg.joint_names}"
-            )
+            raise ValueError(f"limits are for joints {list(limits.names)}; expected {self.cfg.joint_names}")
         self.limits = limits
         self.limiter = MotionLimiter(limits, self.cfg.period_s, self.cfg.position_margin)
 
@@ -180,7 +180,7 @@ class ControlCore:
 
     def _reset_command(self) -> None:
         self.q_cmd = self.v_cmd = self.t_cmd = None
-        self._ref = None
+        self._ref = self._stream = self._ramp = None
         self.chunk = None
         self._history = []
         self._ref_end = -math.inf
@@ -202,6 +202,7 @@ class ControlCore:
                 self.t_cmd, self.q_cmd, self.v_cmd, BRAKE_FRACTION * self.limits.max_acceleration
             )
         self.chunk = None
+        self._stream = self._ramp = None
         self._history = []
         self._hold_kind = kind
         self._set_state(new_state, reason)
@@ -262,7 +263,9 @@ class ControlCore:
             return "refused: " + reason
         new = self._chunk_reference(chunk, *chunk.schedule(t_now))
         old = self._ref if self._ref is not None else HoldReference(self.q_cmd)
-        self._ref = Crossfade(old, new, t_now, self.cfg.ramp_in_s)
+        self._stream = new
+        self._ramp = Crossfade(old, new, t_now, self.cfg.ramp_in_s)
+        self._ref = self._ramp
         self._ref_end = float(chunk.times[-1])
         self._history = [(chunk, new)]
         self.chunk = chunk
@@ -279,9 +282,9 @@ class ControlCore:
         """Combine the new chunk with the current reference (resampled at the new row times)."""
         times, rows = chunk.schedule(t_now)
         mode = self.cfg.handover
-        self._ref = prune(self._ref, t_now)
-        if mode == "blend" and self._ref is not None:
-            old_q = self._ref.sample(times)[0]
+        self._stream = prune(self._stream, t_now)
+        if mode == "blend" and self._stream is not None:
+            old_q = self._stream.sample(times)[0]
             if self.cfg.blend_window_s > 0:
                 w = np.clip((times - t_now) / self.cfg.blend_window_s, 0.0, 1.0)
             else:
@@ -306,18 +309,21 @@ class ControlCore:
                 index += cover[:, 0]
             rows = acc / np.maximum(wsum, 1e-12)
         new = self._chunk_reference(chunk, times, rows)
-        self._ref = prune(self._ref, t_now)
         if mode != "ensemble":
             self._history = [(chunk, new)]
-        self._ref = Crossfade(self._ref, new, t_now, self.cfg.handover_s)
+        self._stream = Crossfade(self._stream, new, t_now, self.cfg.handover_s)
+        if self._ramp is not None and t_now < self._ramp.t_end:
+            self._ramp.new = self._stream  # keep ramping in, now towards the updated stream
+            self._ref = self._ramp
+        else:
+            self._ramp = None
+            self._ref = self._stream
         self._ref_end = float(chunk.times[-1])
         self.chunk = chunk
 
     # ------------------------------------------------------------------ control loop
     def _states_silent(self, t_now: float) -> bool:
-        return self._last_state_time is None or (
-            t_now - self._last_state_time > self.cfg.state_timeout
-        )
+        return self._last_state_time is None or (t_now - self._last_state_time > self.cfg.state_timeout)
 
     def step(
         self,
@@ -425,18 +431,43 @@ class ControlCore:
             chunk_age=age,
         )
 
+    def _preview_unlimited(self, q_ref: np.ndarray, T: float) -> np.ndarray | None:
+        """The reference samples themselves when they already satisfy every limit, else None.
+
+        Vectorized fast path of the preview (the common case while following smooth chunks): the
+        samples are accepted when, starting from the current command, velocity and acceleration stay
+        within limits and every point can still brake before the soft position limits.
+        """
+        lim = self.limiter
+        q = np.vstack([self.q_cmd[None, :], q_ref])
+        v = np.diff(q, axis=0) / T
+        if (np.abs(v) > lim.v_max).any():
+            return None
+        dv = np.diff(np.vstack([self.v_cmd[None, :], v]), axis=0)
+        if (np.abs(dv) > lim.a_max * T).any():
+            return None
+        reach = q[1:] + v * np.abs(v) / (2.0 * lim.a_max)
+        if (reach > lim.upper).any() or (reach < lim.lower).any():
+            return None
+        return q_ref
+
     def _preview(self, t_now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Limited continuation: follow the reference for preview_s, then brake to rest."""
         T = self.cfg.period_s
         m = max(1, int(round(self.cfg.preview_s / T)))
         ts = t_now + T * np.arange(1, m + 1)
         q_ref, v_ref = self._ref.sample(ts)
-        q, v = self.q_cmd, self.v_cmd
-        out_q = np.empty((m, self.n_joints))
-        for j in range(m):
-            r = self.limiter.step(q, v, q_ref[j], v_ref[j], T, classify=False)
-            q, v = r.positions, r.velocities
-            out_q[j] = q
+        out_q = self._preview_unlimited(q_ref, T)
+        if out_q is None:  # the reference is not feasible as is: run the limiter step by step
+            q, v = self.q_cmd, self.v_cmd
+            out_q = np.empty((m, self.n_joints))
+            for j in range(m):
+                r = self.limiter.step(q, v, q_ref[j], v_ref[j], T, classify=False)
+                q, v = r.positions, r.velocities
+                out_q[j] = q
+        else:
+            q = out_q[-1]
+            v = (out_q[-1] - (out_q[-2] if m > 1 else self.q_cmd)) / T
         # Then brake at full deceleration (always feasible under the limiter's invariant).
         a = self.limits.max_acceleration
         n_brake = int(math.ceil(float(np.max(np.abs(v) / a)) / T - 1e-9))

@@ -46,9 +46,7 @@ class JointInterpolator:
         if times.ndim != 1 or times.size < 1:
             raise ValueError(f"times must be a non-empty 1-D array. Got shape {times.shape}")
         if positions.ndim != 2 or positions.shape[0] != times.size:
-            raise ValueError(
-                f"positions must be (K={times.size}, D). Got shape {positions.shape}"
-            )
+            raise ValueError(f"positions must be (K={times.size}, D). Got shape {positions.shape}")
         if times.size > 1 and not (np.diff(times) > 0).all():
             raise ValueError("times must be strictly increasing")
         self.times = times
@@ -77,9 +75,7 @@ class JointInterpolator:
     def _linear(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         times, pos = self.times, self.positions
         if times.size == 1:
-            return np.broadcast_to(pos[0], (t.size, pos.shape[1])).copy(), np.zeros(
-                (t.size, pos.shape[1])
-            )
+            return np.broadcast_to(pos[0], (t.size, pos.shape[1])).copy(), np.zeros((t.size, pos.shape[1]))
         tc = np.clip(t, times[0], times[-1])
         idx = np.clip(np.searchsorted(times, tc, side="right") - 1, 0, times.size - 2)
         h = times[idx + 1] - times[idx]
@@ -214,4 +210,5 @@ def prune(ref, t_now: float):
         ref = ref.new
     if isinstance(ref, Crossfade):
         ref.old = prune(ref.old, t_now)
+        ref.new = prune(ref.new, t_now)
     return ref

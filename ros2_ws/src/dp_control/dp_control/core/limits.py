@@ -203,8 +203,10 @@ def build_joint_limits(
     vel = _yaml("velocity") if vel is None else vel
     for i, j in enumerate(names):
         if j in urdf_limits:
-            vel[i] = min(vel[i], float(urdf_limits[j]["velocity"])) if not np.isnan(vel[i]) else (
-                float(urdf_limits[j]["velocity"])
+            vel[i] = (
+                min(vel[i], float(urdf_limits[j]["velocity"]))
+                if not np.isnan(vel[i])
+                else (float(urdf_limits[j]["velocity"]))
             )
     acc = _explicit(max_acceleration, "max_acceleration")
     acc = _yaml("acceleration") if acc is None else acc

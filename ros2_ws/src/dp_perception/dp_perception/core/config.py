@@ -34,7 +34,7 @@ class PerceptionConfig:
         metadata=_help("Crop box upper corner [x, y, z] in target_frame, m (inclusive)."),
     )
     voxel_size: float = field(
-        default=0.005,
+        default=0.0075,
         metadata=_help("Voxel grid edge before FPS, m; 0 = off. One real point is kept per occupied voxel."),
     )
     num_points: int = field(default=1024, metadata=_help("Points in every output cloud (exactly)."))

@@ -6,8 +6,9 @@ from __future__ import annotations
 class PerceptionError(ValueError):
     """A cloud that cannot be turned into a policy input; `reason` names the drop counter.
 
-    Reasons used: ``empty``, ``too_large``, ``too_few_points``, ``no_rgb``, ``no_xyz``,
-    ``unsupported_field_type``, ``inconsistent_layout``, ``short_data``, ``unknown_frame``.
+    Reasons used: ``empty``, ``too_large``, ``too_few_points``, ``no_rgb``, ``bad_shape``,
+    ``no_xyz``, ``unsupported_field_type``, ``inconsistent_layout``, ``short_data`` (core), and
+    ``unknown_frame``, ``tf_lookup_failed`` (node; which also counts ``internal_error``).
     """
 
     reason = "invalid"

@@ -12,6 +12,7 @@ Pipeline of `preprocess_cloud` (the same for deployment and for training data)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -25,6 +26,7 @@ from .sampling import farthest_point_sample, voxel_downsample_cols
 logger = logging.getLogger(__name__)
 
 _PLANE_FIT_MAX_POINTS = 20_000
+_CHUNK = 32_768  # points per transform/crop chunk: 3 x 128 KiB float32 rows fit in L2
 
 
 def quaternion_to_matrix(xyz, quat_xyzw) -> np.ndarray:
@@ -64,39 +66,50 @@ def transform_crop(xyz: np.ndarray, transform, crop_min, crop_max) -> tuple[np.n
     return np.flatnonzero(mask), cols.T
 
 
-def transform_crop_cols(xyz: np.ndarray, transform, crop_min, crop_max):
+def transform_crop_cols(xyz: np.ndarray, transform, crop_min, crop_max, chunk: int = _CHUNK):
     """transform_crop returning the (N,) bool mask and the kept points as C-contiguous (3, M)."""
     n = xyz.shape[0]
     lo = np.asarray(crop_min, dtype=np.float64)
     hi = np.asarray(crop_max, dtype=np.float64)
-    # Column-major copy: the per-axis arithmetic below then runs on contiguous rows, and numpy
-    # avoids its slow small-inner-dimension loops over (N, 3).
-    x = np.empty((3, n), dtype=np.float32)
-    np.copyto(x.T, xyz, casting="same_kind")
     if transform is None:
-        trans, w = np.zeros(3), x
+        rot, trans = None, np.zeros(3)
     else:
         transform = np.asarray(transform, dtype=np.float64)
         rot, trans = transform[:3, :3].astype(np.float32), transform[:3, 3]
-        w = np.empty_like(x)
-        tmp = np.empty(n, dtype=np.float32)
-        for k in range(3):
-            np.multiply(x[0], rot[k, 0], out=w[k])
-            np.multiply(x[1], rot[k, 1], out=tmp)
-            w[k] += tmp
-            np.multiply(x[2], rot[k, 2], out=tmp)
-            w[k] += tmp
     lo_s = (lo - trans).astype(np.float32)
     hi_s = (hi - trans).astype(np.float32)
-    mask = np.greater_equal(w[0], lo_s[0])
-    part = np.empty(n, dtype=bool)
-    for k in range(3):
-        if k:
-            mask &= np.greater_equal(w[k], lo_s[k], out=part)
-        mask &= np.less_equal(w[k], hi_s[k], out=part)
-    cols = np.compress(mask, w, axis=1)
-    for k in range(3):
-        cols[k] += np.float32(trans[k])
+    size = min(chunk, max(n, 1))
+    # Work in cache-sized chunks (the ~15 passes below then stay in L2: ~30% less CPU than whole-
+    # array passes), on a column-major copy (contiguous rows; numpy's loops over a small inner
+    # dimension of (N, 3) arrays are slow).
+    x = np.empty((3, size), dtype=np.float32)
+    w = x if rot is None else np.empty((3, size), dtype=np.float32)
+    tmp = np.empty(size, dtype=np.float32)
+    part = np.empty(size, dtype=bool)
+    mask = np.empty(n, dtype=bool)
+    kept = []
+    for start in range(0, n, size):
+        stop = min(n, start + size)
+        k = stop - start
+        xc, wc, tc, pc = x[:, :k], w[:, :k], tmp[:k], part[:k]
+        np.copyto(xc.T, xyz[start:stop], casting="same_kind")
+        if rot is not None:
+            for a in range(3):
+                np.multiply(xc[0], rot[a, 0], out=wc[a])
+                np.multiply(xc[1], rot[a, 1], out=tc)
+                wc[a] += tc
+                np.multiply(xc[2], rot[a, 2], out=tc)
+                wc[a] += tc
+        mc = mask[start:stop]
+        np.greater_equal(wc[0], lo_s[0], out=mc)
+        for a in range(3):
+            if a:
+                mc &= np.greater_equal(wc[a], lo_s[a], out=pc)
+            mc &= np.less_equal(wc[a], hi_s[a], out=pc)
+        kept.append(np.compress(mc, wc, axis=1))
+    cols = np.concatenate(kept, axis=1) if kept else np.empty((3, 0), dtype=np.float32)
+    for a in range(3):
+        cols[a] += np.float32(trans[a])
     return mask, cols
 
 
@@ -126,6 +139,7 @@ def plane_inliers(points: np.ndarray, distance: float, iterations: int, seed: in
     return dist <= distance
 
 
+@functools.cache
 def resolve_fps_backend(backend: str) -> str:
     """Maps "auto" to a concrete backend: fpsample (QuickFPS) when installed, else torch.
 
@@ -155,7 +169,8 @@ def preprocess_cloud(
     Args:
         xyz: (N, 3) or organized (H, W, 3) points in the source frame, m; NaN/Inf allowed. May
             be a strided read-only view (e.g. of message bytes); it is never written.
-        rgb: None, (N, 3) float colors in [0, 1], or (N,) uint32 packed 0x00RRGGBB.
+        rgb: None, (N, 3) float colors in [0, 1] (or uint8 0..255), or (N,) uint32 packed
+            0x00RRGGBB.
         cfg: the perception configuration.
         transform: (4, 4) target<-source transform, or None when already in the target frame.
         seed: seeds the FPS start point and the plane fit.
@@ -242,6 +257,8 @@ def preprocess_cloud(
         colors = rgb[idx[sel]]
         if colors.ndim == 1:
             colors = unpack_rgb(colors)
+        elif colors.dtype == np.uint8:
+            colors = colors * np.float32(1.0 / 255.0)
         out = np.empty((k, 6), dtype=np.float32)
         out[:, :3] = cols[:, sel].T
         out[:, 3:] = colors

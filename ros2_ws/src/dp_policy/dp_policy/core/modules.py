@@ -129,15 +129,16 @@ class SinusoidalPosEmb(nn.Module):
 
 
 def fast_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """Conv1d on (B, C, T); after :func:`prepare_fast_convs`, as im2col + one GEMM.
+    """Conv1d on (B, C, T) as im2col + one GEMM (training and inference).
 
-    At batch 1 PyTorch sends these Conv1d shapes to its slow generic convolution kernel
-    (``_slow_conv2d_forward``); an explicit unfold + ``addmm`` against a weight laid out once as
-    (k * C, O) uses MKL's GEMM instead. Returns (B, O, T') (possibly a transposed view).
+    At batch 1 (and in backward) PyTorch sends these Conv1d shapes to its slow generic
+    convolution kernel (``_slow_conv2d_forward``); an explicit unfold + ``addmm`` against the
+    weight viewed as (k * C, O) uses MKL's GEMM instead. After :func:`prepare_fast_convs` the
+    inference path uses a contiguous copy of that layout. Returns (B, O, T') (a transposed view).
     """
     w = getattr(conv, "_fast_w", None)
     if w is None or torch.is_grad_enabled():
-        return F.conv1d(x, conv.weight, conv.bias, conv.stride, conv.padding)
+        w = conv.weight.reshape(conv.out_channels, -1).t()
     bsz, c, _ = x.shape
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
     if k == 1:
@@ -150,6 +151,24 @@ def fast_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
         cols = u.permute(0, 2, 1, 3).reshape(bsz * t_out, c * k)
     y = torch.addmm(conv.bias, cols, w)  # (B*T', O)
     return y.view(bsz, t_out, -1).transpose(1, 2)
+
+
+def fast_conv_transpose1d(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """ConvTranspose1d(k=4, stride=2, padding=1) on (B, C, T) as one GEMM + overlap-add.
+
+    ``out[2m] = z[m, 1] + z[m-1, 3]`` and ``out[2m+1] = z[m, 2] + z[m+1, 0]`` with
+    ``z[m, j] = W[:, :, j]^T x[m]``. Returns (B, O, 2T) (a transposed view).
+    """
+    w = getattr(conv, "_fast_w", None)
+    if w is None or torch.is_grad_enabled():
+        w = conv.weight.reshape(conv.in_channels, -1)
+    bsz, _, t = x.shape
+    o = conv.out_channels
+    z = (x.transpose(1, 2).reshape(bsz * t, -1) @ w).view(bsz, t, o, 4)
+    even = z[..., 1] + F.pad(z[..., 3], (0, 0, 1, 0))[:, :t]
+    odd = z[..., 2] + F.pad(z[..., 0], (0, 0, 0, 1))[:, 1:]
+    out = torch.stack([even, odd], dim=2).view(bsz, 2 * t, o) + conv.bias
+    return out.transpose(1, 2)
 
 
 def prepare_fast_convs(module: nn.Module, enable: bool = True) -> None:
@@ -235,18 +254,7 @@ class Upsample1d(nn.Module):
         self.conv = nn.ConvTranspose1d(dim, dim, 4, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = getattr(self.conv, "_fast_w", None)
-        if w is None or torch.is_grad_enabled():
-            return self.conv(x)
-        # ConvTranspose1d(k=4, s=2, p=1) as one matmul + overlap-add:
-        # out[2m] = z[m, 1] + z[m-1, 3],  out[2m+1] = z[m, 2] + z[m+1, 0]
-        bsz, _, t = x.shape
-        o = self.conv.out_channels
-        z = (x.transpose(1, 2).reshape(bsz * t, -1) @ w).view(bsz, t, o, 4)
-        even = z[..., 1] + F.pad(z[..., 3], (0, 0, 1, 0))[:, :t]
-        odd = z[..., 2] + F.pad(z[..., 0], (0, 0, 0, 1))[:, 1:]
-        out = torch.stack([even, odd], dim=2).view(bsz, 2 * t, o) + self.conv.bias
-        return out.transpose(1, 2)
+        return fast_conv_transpose1d(self.conv, x)
 
 
 class ConditionalUnet1D(nn.Module):

@@ -50,6 +50,24 @@ SIM_PERCEPTION_DEFAULTS: dict = {
 }
 
 
+def perception_node_params(sim_cfg: SimConfig | None = None) -> dict:
+    """perception_node parameters matching the scene: SIM_PERCEPTION_DEFAULTS + camera pose.
+
+    `camera_to_target` is [x, y, z, qx, qy, qz, qw] of world <- camera_optical_frame.
+    """
+    from scipy.spatial.transform import Rotation
+
+    from dp_sim.core.scene import camera_transform_from_config
+
+    t = camera_transform_from_config(sim_cfg or SimConfig())
+    quat = Rotation.from_matrix(t[:3, :3]).as_quat()
+    params = dict(SIM_PERCEPTION_DEFAULTS)
+    params["camera_frame"] = "camera_optical_frame"
+    params["camera_to_target"] = [float(v) for v in np.concatenate([t[:3, 3], quat])]
+    params["use_tf"] = False
+    return params
+
+
 @dataclass
 class EpisodeConfig:
     """How an expert episode is recorded (validated in __post_init__)."""

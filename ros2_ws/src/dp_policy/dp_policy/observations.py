@@ -224,8 +224,7 @@ class ObservationHistory:
             )
         if now_s - stamp_s > self.cfg.obs_timeout_s:
             raise ObservationError(
-                f"newest cloud is {now_s - stamp_s:.3f} s old (obs_timeout_s "
-                f"{self.cfg.obs_timeout_s:.3f} s)",
+                f"newest cloud is {now_s - stamp_s:.3f} s old (obs_timeout_s {self.cfg.obs_timeout_s:.3f} s)",
                 STALE,
             )
 

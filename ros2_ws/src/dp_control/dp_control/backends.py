@@ -1,0 +1,139 @@
+"""Command backends' logic that does not need a ROS graph: controller-joint checks and the MoveIt gate.
+
+Backends (``ControlConfig.backend``):
+
+- ``trajectory``: trajectory_msgs/JointTrajectory on ``joint_trajectory_controller/joint_trajectory``
+  every tick, with the limited preview (positions + velocities, ending at rest).
+- ``position``: std_msgs/Float64MultiArray on ``forward_position_controller/commands`` in
+  ``joint_names`` order; refuses to start when the controller's ``joints`` parameter is readable and
+  differs (see ``check_controller_joints``).
+- ``moveit``: like ``trajectory``, but every command (and a few preview points) is first checked for
+  validity/collision against MoveIt's planning scene through moveit_py; invalid -> hold + report.
+  Needs moveit_py; without it the backend refuses to start (``MoveItUnavailable``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+_log = logging.getLogger(__name__)
+
+
+class BackendError(RuntimeError):
+    """The selected backend cannot start (the node refuses to run)."""
+
+
+class MoveItUnavailable(BackendError):
+    """moveit_py is not importable."""
+
+
+def check_controller_joints(expected: Sequence[str], controller_joints: Sequence[str] | None) -> str | None:
+    """Compare ``joint_names`` with a forward position controller's ``joints`` parameter.
+
+    Returns:
+        None when they match or the controller's joints are unknown (None); otherwise an error
+        message saying what differs (the column order of Float64MultiArray is positional, so a
+        mismatch would send targets to the wrong joints).
+    """
+    if controller_joints is None:
+        return None
+    expected, actual = list(expected), list(controller_joints)
+    if expected == actual:
+        return None
+    if sorted(expected) == sorted(actual):
+        return (
+            f"controller joints {actual} are the same joints in another order than joint_names "
+            f"{expected}; set joint_names to the controller's order"
+        )
+    missing = [j for j in expected if j not in actual]
+    extra = [j for j in actual if j not in expected]
+    return f"controller joints {actual} differ from joint_names {expected} (missing {missing}, extra {extra})"
+
+
+class StateChecker(Protocol):
+    """Anything that can say whether a joint configuration is valid (collision-free, in bounds)."""
+
+    def is_valid(self, joint_names: Sequence[str], positions: np.ndarray) -> tuple[bool, str]:
+        """(valid, reason-if-invalid) for one configuration."""
+        ...
+
+
+class ValidityGate:
+    """Checks a command and a subsample of its preview before it is sent (MoveIt-independent part).
+
+    Args:
+        checker: a ``StateChecker`` (``MoveItChecker`` on a robot; a fake in tests).
+        joint_names: names of the command columns.
+        preview_stride: check every n-th preview point besides the command itself.
+    """
+
+    def __init__(self, checker: StateChecker, joint_names: Sequence[str], preview_stride: int = 5) -> None:
+        self.checker = checker
+        self.joint_names = list(joint_names)
+        self.preview_stride = max(1, int(preview_stride))
+        self.invalid_count = 0
+
+    def check(self, positions: np.ndarray, preview_positions: np.ndarray | None = None) -> tuple[bool, str]:
+        """Returns (True, "") when every checked configuration is valid, else (False, reason)."""
+        configs = [np.asarray(positions, dtype=np.float64)]
+        if preview_positions is not None and len(preview_positions):
+            configs += list(np.asarray(preview_positions)[self.preview_stride - 1 :: self.preview_stride])
+        for k, q in enumerate(configs):
+            ok, why = self.checker.is_valid(self.joint_names, q)
+            if not ok:
+                self.invalid_count += 1
+                where = "commanded state" if k == 0 else f"preview point {k * self.preview_stride}"
+                return False, f"MoveIt: {where} is invalid ({why or 'collision'})"
+        return True, ""
+
+
+def moveit_available() -> bool:
+    """True when moveit_py (MoveIt 2 Python bindings) imports."""
+    try:
+        import moveit.planning  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class MoveItChecker:
+    """``StateChecker`` backed by moveit_py's planning scene monitor.
+
+    Written against moveit_py's API (MoveItPy, PlanningSceneMonitor.read_only(),
+    PlanningScene.is_state_valid); exercised only where moveit_py exists.
+
+    Raises:
+        MoveItUnavailable: moveit_py is not importable.
+    """
+
+    def __init__(self, group: str, node_name: str = "dp_control_moveit") -> None:
+        try:
+            from moveit.core.robot_state import RobotState
+            from moveit.planning import MoveItPy
+        except ImportError as exc:
+            raise MoveItUnavailable(
+                "backend 'moveit' needs moveit_py (MoveIt 2 Python bindings, e.g. "
+                "ros-<distro>-moveit-py), which is not importable here "
+                f"({exc}); use backend:=trajectory or backend:=position (no collision checking)"
+            ) from exc
+        self._robot_state_cls = RobotState
+        self.group = group
+        self.moveit = MoveItPy(node_name=node_name)
+        self.robot_model = self.moveit.get_robot_model()
+        if not self.robot_model.has_joint_model_group(group):
+            raise BackendError(f"MoveIt has no planning group {group!r}; set moveit_group")
+        self.scene_monitor = self.moveit.get_planning_scene_monitor()
+
+    def is_valid(self, joint_names: Sequence[str], positions: np.ndarray) -> tuple[bool, str]:
+        """Validity (collisions, bounds) of ``positions`` against the current planning scene."""
+        with self.scene_monitor.read_only() as scene:
+            state = self._robot_state_cls(self.robot_model)
+            state.set_to_default_values()
+            state.joint_positions = dict(zip(joint_names, (float(p) for p in positions), strict=True))
+            state.update()
+            ok = bool(scene.is_state_valid(state, self.group))
+        return ok, "" if ok else "in collision or outside bounds"

@@ -1,0 +1,1 @@
+"""dp_eval: offline evaluation of dp policies by rosbag replay."""

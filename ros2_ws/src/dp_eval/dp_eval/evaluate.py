@@ -1,0 +1,206 @@
+"""dp_eval: evaluate policy checkpoints by replaying a recorded bag; writes a report.
+
+Examples::
+
+    dp_eval --bag demos/episode_bag --checkpoint ckpt/simple_dp3 --out eval/run1
+    dp_eval --bag demos/episode_bag --checkpoint ckpt/a --checkpoint ckpt/b --out eval/ab --seed 3
+    dp_eval --bag demos/episode_bag --checkpoint ckpt/a --out eval/rt --mode realtime --rate 1.0
+
+Modes:
+  stepped   (default) deterministic, as fast as possible: every recorded cloud goes through the
+            perception core and the policy core in this process, in bag order (same bag +
+            checkpoint + seed -> identical chunks).
+  realtime  plays the bag with /clock into the real perception_node and policy_node (separate
+            processes, use_sim_time) and records their outputs; needs the built workspace.
+
+Output (--out): summary.json, summary.md, error_vs_horizon.png, and per checkpoint chunks.npz,
+episode_XXX.png plots and outputs/ (a bag with dp/points and dp/action_chunk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+
+import yaml
+
+from dp_eval.core.config import MODES, EvalConfig
+
+PKG_DIR = pathlib.Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PKG_DIR / "config" / "eval.yaml"
+
+
+def default_config_path() -> pathlib.Path | None:
+    """config/eval.yaml of the source tree, else of the installed share directory."""
+    if DEFAULT_CONFIG.is_file():
+        return DEFAULT_CONFIG
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        p = pathlib.Path(get_package_share_directory("dp_eval")) / "config" / "eval.yaml"
+        return p if p.is_file() else None
+    except Exception:  # noqa: BLE001 - ament index missing or package not installed
+        return None
+
+
+def load_section(path, node: str) -> dict:
+    """ros__parameters of `node` in a ROS parameter file, with list sentinels ([""], [0.0]) dropped."""
+    if not path:
+        return {}
+    doc = yaml.safe_load(pathlib.Path(path).read_text()) or {}
+    params = dict(((doc.get(node) or {}).get("ros__parameters")) or {})
+    for k, v in list(params.items()):
+        if isinstance(v, list) and len(v) == 1 and v[0] in ("", 0.0):
+            params[k] = []
+    return params
+
+
+def parse_set(items) -> dict:
+    """['key=value', ...] -> dict with YAML-typed values."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value. Got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def build_config(config_path, overrides: dict) -> EvalConfig:
+    """EvalConfig from the yaml's dp_eval section plus overrides."""
+    params = load_section(config_path, "dp_eval")
+    params.update(overrides)
+    return EvalConfig.from_dict(params)
+
+
+def unique_names(paths) -> list[str]:
+    """Report labels: checkpoint directory names, suffixed when two are equal."""
+    names = []
+    for p in paths:
+        base = pathlib.Path(p).resolve().name or "checkpoint"
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}_{k}", k + 1
+        names.append(name)
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    ap = argparse.ArgumentParser(
+        prog="dp_eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--bag", required=True, help="input rosbag2 directory (sqlite3 or mcap)")
+    ap.add_argument(
+        "--checkpoint", required=True, action="append", help="checkpoint directory (repeat to compare)"
+    )
+    ap.add_argument("--out", required=True, help="output directory of the report")
+    ap.add_argument("--mode", choices=MODES, default="stepped", help="stepped (default) | realtime")
+    ap.add_argument("--seed", type=int, default=0, help="noise seed: chunk i uses seed + i (default 0)")
+    ap.add_argument("--config", default=None, help="ROS params yaml with a dp_eval section")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="EvalConfig overrides")
+    ap.add_argument(
+        "--camera-to-target",
+        default=None,
+        help="'x y z qx qy qz qw': camera pose in the checkpoint's target frame (if not in the bag)",
+    )
+    ap.add_argument("--rate", type=float, default=1.0, help="realtime: bag seconds per wall second")
+    ap.add_argument("--max-plot-episodes", type=int, default=6, help="episodes plotted per checkpoint")
+    ap.add_argument("--no-output-bag", action="store_true", help="stepped: skip the outputs bag")
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Runs the evaluation described by parsed CLI args; returns the summary."""
+    from dp_eval.core.bagio import BagWriter
+    from dp_eval.core.episodes import load_bag
+    from dp_eval.core.report import write_report
+    from dp_eval.core.stepped import run_stepped
+
+    overrides = parse_set(args.set)
+    if args.camera_to_target:
+        overrides["camera_to_target"] = [float(v) for v in args.camera_to_target.replace(",", " ").split()]
+    cfg = build_config(args.config or default_config_path(), overrides)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bag = load_bag(
+        args.bag,
+        cloud_topic=cfg.cloud_topic,
+        joint_topic=cfg.joint_topic,
+        action_topic=cfg.action_topic,
+        action_joint_names=cfg.action_joint_names,
+        episode_topic=cfg.episode_topic,
+        episode_key=cfg.episode_key,
+        episode_gap_s=cfg.episode_gap_s,
+    )
+    names = unique_names(args.checkpoint)
+    runs = []
+    for ckpt, name in zip(args.checkpoint, names, strict=True):
+        ck_dir = out / name
+        ck_dir.mkdir(parents=True, exist_ok=True)
+        if args.mode == "stepped":
+            out_bag = None
+            if not args.no_output_bag:
+                bag_dir = ck_dir / "outputs"
+                if bag_dir.exists():
+                    import shutil
+
+                    shutil.rmtree(bag_dir)
+                out_bag = BagWriter(bag_dir, storage=cfg.output_storage).open()
+            try:
+                result = run_stepped(
+                    args.bag, bag, ckpt, cfg, seed=args.seed, out_bag=out_bag,
+                    progress=not args.no_progress, name=name,
+                )  # fmt: skip
+            finally:
+                if out_bag is not None:
+                    out_bag.close()
+            result.save_npz(ck_dir / "chunks.npz")
+            runs.append(result.to_run())
+        else:
+            from dp_eval.realtime import run_realtime
+
+            runs.append(
+                run_realtime(
+                    args.bag,
+                    bag,
+                    ckpt,
+                    cfg,
+                    out_dir=ck_dir,
+                    seed=args.seed,
+                    rate=args.rate,
+                    name=name,
+                    progress=not args.no_progress,
+                )  # fmt: skip
+            )
+    return write_report(
+        out, bag, args.bag, runs, args.mode, args.seed, cfg.steps,
+        max_plot_episodes=args.max_plot_episodes, plot_chunks=cfg.plot_chunks,
+    )  # fmt: skip
+
+
+def main(argv=None) -> int:
+    """Console script `dp_eval`."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        summary = run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        print(f"dp_eval: error: {exc}", file=sys.stderr)
+        return 2
+    from dp_eval.core.report import markdown_table
+
+    print(markdown_table(summary))
+    print(f"report: {pathlib.Path(args.out) / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""DP3 zarr demonstrations and Diffusion-Policy sequence sampling.
+
+Zarr v2 layout (as DP3's ``ReplayBuffer``)::
+
+    data/point_cloud  (T, N, 3|6) float32
+    data/state        (T, D) float32      -> observation key ``agent_pos``
+    data/action       (T, A) float32
+    meta/episode_ends (E,) int64          exclusive end index of every episode
+
+Sequences of ``horizon`` steps start anywhere from ``-pad_before`` to ``L - horizon + pad_after``
+inside an episode of length L; out-of-episode steps repeat the first / last frame (Diffusion
+Policy's ``SequenceSampler``), with ``pad_before = n_obs_steps - 1`` and
+``pad_after = n_action_steps - 1``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+KEY_MAP = {"point_cloud": "point_cloud", "state": "agent_pos", "action": "action"}
+
+
+def load_zarr(path: str | Path, keys: tuple[str, ...] = ("point_cloud", "state", "action")) -> dict:
+    """Read a DP3 zarr store into memory -> {point_cloud, agent_pos, action, episode_ends}."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"dataset {str(path)!r} does not exist")
+    root = zarr.open(str(path), mode="r")
+    out: dict[str, np.ndarray] = {}
+    for key in keys:
+        if f"data/{key}" not in root:
+            raise ValueError(f"dataset {str(path)!r} has no data/{key}")
+        out[KEY_MAP[key]] = np.asarray(root[f"data/{key}"][:], dtype=np.float32)
+    if "meta/episode_ends" not in root:
+        raise ValueError(f"dataset {str(path)!r} has no meta/episode_ends")
+    out["episode_ends"] = np.asarray(root["meta/episode_ends"][:], dtype=np.int64)
+    validate_arrays(out)
+    return out
+
+
+def validate_arrays(data: dict) -> None:
+    """Check lengths and episode_ends of in-memory demonstration arrays."""
+    ends = data["episode_ends"]
+    n = len(data["action"])
+    for key in ("agent_pos", "point_cloud"):
+        if key in data and len(data[key]) != n:
+            raise ValueError(f"{key} has {len(data[key])} steps, action has {n}")
+    if len(ends) == 0 or ends[-1] != n or np.any(np.diff(ends) <= 0) or ends[0] <= 0:
+        raise ValueError(f"episode_ends must increase strictly and end at {n}. Got {ends[:5]}...{ends[-1:]}")
+
+
+def save_zarr(path: str | Path, episodes: list[dict[str, np.ndarray]]) -> None:
+    """Write episodes (each: point_cloud (L,N,C), state (L,D), action (L,A)) as a DP3 zarr store."""
+    import zarr
+
+    root = zarr.open(str(path), mode="w")
+    data = root.create_group("data")
+    meta = root.create_group("meta")
+    for key in ("point_cloud", "state", "action"):
+        if key not in episodes[0]:
+            continue
+        arr = np.concatenate([ep[key] for ep in episodes]).astype(np.float32)
+        chunks = (min(100, len(arr)), *arr.shape[1:])
+        data.create_dataset(key, data=arr, chunks=chunks)
+    ends = np.cumsum([len(ep["action"]) for ep in episodes]).astype(np.int64)
+    meta.create_dataset("episode_ends", data=ends)
+
+
+def split_episodes(n_episodes: int, val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random train / validation split by episode (at least one train episode)."""
+    rng = np.random.default_rng(seed)
+    n_val = min(int(round(n_episodes * val_ratio)), n_episodes - 1)
+    perm = rng.permutation(n_episodes)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class SequenceDataset:
+    """Padded ``horizon``-step windows over selected episodes, gathered in batches (numpy)."""
+
+    def __init__(
+        self,
+        data: dict,
+        episodes: np.ndarray | list[int],
+        horizon: int,
+        n_obs_steps: int,
+        pad_before: int,
+        pad_after: int,
+        obs_keys: tuple[str, ...] = ("point_cloud", "agent_pos"),
+    ) -> None:
+        self.data = data
+        self.horizon = horizon
+        self.n_obs_steps = n_obs_steps
+        self.obs_keys = obs_keys
+        ends = data["episode_ends"]
+        starts = np.concatenate([[0], ends[:-1]])
+        rows = []
+        for e in episodes:
+            s, length = int(starts[e]), int(ends[e] - starts[e])
+            for i in range(-pad_before, length - horizon + pad_after + 1):
+                rows.append((s, length, i))
+        self.index = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def time_indices(self, idx: np.ndarray) -> np.ndarray:
+        """Absolute frame indices (B, horizon) with edge padding."""
+        s, length, i = self.index[idx].T
+        t = i[:, None] + np.arange(self.horizon)[None, :]
+        return s[:, None] + np.clip(t, 0, length[:, None] - 1)
+
+    def get_batch(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """-> (obs {key: (B, n_obs_steps, ...)}, action (B, horizon, A))."""
+        t = self.time_indices(np.asarray(idx))
+        t_obs = t[:, : self.n_obs_steps]
+        obs = {k: self.data[k][t_obs] for k in self.obs_keys}
+        return obs, self.data["action"][t]

@@ -1,0 +1,613 @@
+"""policy_node: dp/points + joint_states -> dp/action_chunk at rate_hz (DP3 / Diffusion Policy).
+
+Thin ROS wiring around ROS-free code: `dp_policy.observations` (stamp-aligned
+observation history) and `dp_policy.core` (the policy). Everything that can go wrong with the
+input (stale, future-stamped, wrong-sized or wrong-frame clouds, NaN or missing joints, a
+perception node configured differently from the training data) means "no chunk" plus a reason on
+/diagnostics; the node keeps running and resumes when good data returns.
+
+Timeline of one chunk (n_obs_steps = 2, horizon = 16, dt = 0.1 s)::
+
+    model rows     0    1    2   ...   15
+    time        t-dt    t  t+dt  ... t+14dt     t = stamp of the newest cloud ("now")
+    published          |<-- rows 1..15 = ActionChunk rows 0..14 -->|
+    inpainted     |<-- n_obs_steps-1 + inpaint_rows -->|  (previous chunk resampled at these times)
+
+Mismatch policy (documented in the README): a cloud whose point count, channels (rgb) or frame
+differ from the checkpoint is refused (no chunk). When the perception node's parameters are
+reachable (`perception_node`), crop box and voxel size are compared with the checkpoint's; a
+difference is a loud warning, or a refusal with `strict_perception: true`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rcl_interfaces.srv import GetParameters
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState, PointCloud2
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+from visualization_msgs.msg import MarkerArray
+
+from dp_common.core.joint_states import JointStateBuffer
+from dp_common.diagnostics import ERROR, WARN, DiagnosticsReporter
+from dp_common.params import declare_config
+from dp_common.qos import chunk_qos, latched_qos, reliable_qos, sensor_qos
+from dp_common.time import now_sec, sec_to_stamp, stamp_to_sec
+from dp_msgs.msg import ActionChunk
+from dp_policy import observations as oh
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class PolicyNodeConfig:
+    """Parameters of policy_node (defaults in config/policy.yaml). Times in s of the node clock."""
+
+    checkpoint: str = field(default="", metadata=_help("Checkpoint directory (config.json + weights)."))
+    device: str = field(default="auto", metadata=_help("auto (cuda when available) | cuda | cpu."))
+    rate_hz: float = field(default=10.0, metadata=_help("Inference timer rate on the node clock, Hz."))
+    obs_timeout_s: float = field(
+        default=0.5, metadata=_help("Newest cloud older than this (now - stamp): no chunk, s.")
+    )
+    future_tolerance_s: float = field(
+        default=0.05, metadata=_help("Clouds stamped more than this after now are rejected, s.")
+    )
+    step_tolerance_s: float = field(
+        default=0.04,
+        metadata=_help("Older history steps use the cloud closest to newest - k*dt within this, s."),
+    )
+    joint_tolerance_s: float = field(
+        default=0.05,
+        metadata=_help("A cloud stamp may be this much after the newest joint state (held), s."),
+    )
+    autostart: bool = field(default=False, metadata=_help("Publish chunks without ~/activate."))
+    num_inference_steps: int = field(
+        default=0, metadata=_help("Denoising steps; 0 = the checkpoint's num_inference_steps.")
+    )
+    inpaint_rows: int = field(
+        default=0,
+        metadata=_help(
+            "Rows from 'now' fixed to the previous chunk resampled at their times (hard "
+            "inpainting, together with the observation rows before 'now'); 0 = off."
+        ),
+    )
+    seed: int = field(default=-1, metadata=_help("Noise seed: chunk i uses seed + chunk_id; -1 = unseeded."))
+    warmup_iters: int = field(default=2, metadata=_help("Inference runs before the first publish."))
+    num_threads: int = field(default=0, metadata=_help("torch CPU threads; 0 = torch default."))
+    publish_markers: bool = field(
+        default=True, metadata=_help("Publish dp/markers (needs robot_description + pinocchio).")
+    )
+    ee_frame: str = field(default="", metadata=_help("Frame drawn in dp/markers; '' = last link."))
+    marker_frame: str = field(default="", metadata=_help("Frame of dp/markers; '' = URDF root link."))
+    perception_node: str = field(
+        default="perception_node",
+        metadata=_help("Perception node whose parameters are checked against the checkpoint; '' = skip."),
+    )
+    strict_perception: bool = field(
+        default=False,
+        metadata=_help("Refuse (instead of warn) when perception's crop box / voxel size differ."),
+    )
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}. Got {self.device!r}")
+        for name in ("rate_hz", "obs_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be > 0. Got {value}")
+        for name in ("future_tolerance_s", "step_tolerance_s", "joint_tolerance_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0 s. Got {value}")
+        for name in ("num_inference_steps", "inpaint_rows", "warmup_iters", "num_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0. Got {getattr(self, name)}")
+        if self.seed < -1:
+            raise ValueError(f"seed must be >= 0, or -1 for unseeded. Got {self.seed}")
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint cannot be used (missing, unreadable or unsupported)."""
+
+
+def policy_id_of(path: Path, name: str = "") -> str:
+    """`<name or dir name>@<sha256[:8] of the weights>` (what ActionChunk.policy_id carries)."""
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return f"{name or path.resolve().name}@{h.hexdigest()[:8]}"
+
+
+def resolve_device(device: str) -> str:
+    """auto -> cuda when available else cpu; cuda when unavailable raises CheckpointError."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError("device 'cuda' requested but torch sees no CUDA device; use auto or cpu")
+    return device
+
+
+def checkpoint_dir(checkpoint: str) -> Path:
+    """The checkpoint parameter as an existing directory, else CheckpointError."""
+    if not checkpoint:
+        raise CheckpointError("parameter 'checkpoint' is empty: set it to a checkpoint directory")
+    path = Path(checkpoint).expanduser()
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory {str(path)!r} does not exist")
+    return path
+
+
+def load_policy(checkpoint: str, device: str, num_inference_steps: int = 0):
+    """Loads `checkpoint` with the core's Policy.from_checkpoint; CheckpointError with a reason."""
+    path = checkpoint_dir(checkpoint)
+    from dp_policy.core import Policy
+
+    try:
+        policy = Policy.from_checkpoint(
+            path, device=device, num_inference_steps=num_inference_steps or None, warmup=False
+        )
+    except Exception as exc:  # any failure to load is fatal for the node, with the cause
+        raise CheckpointError(f"cannot load checkpoint {str(path)!r}: {exc}") from exc
+    return policy, path
+
+
+def resample_rows(times: np.ndarray, rows: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear resampling of `rows` (T, A) at `times` (T,) onto `t` (K,), clamped at the ends."""
+    return np.stack([np.interp(t, times, rows[:, j]) for j in range(rows.shape[1])], axis=1)
+
+
+class PolicyNode(Node):
+    """Runs a diffusion policy on stamp-aligned observation histories (see module docstring)."""
+
+    def __init__(self, **kwargs):
+        super().__init__("policy_node", **kwargs)
+        self.cfg = declare_config(self, PolicyNodeConfig)
+        self.diag = DiagnosticsReporter(self)
+        self.diag.set("state", "loading")
+        checkpoint_dir(self.cfg.checkpoint)  # fail fast, before importing torch
+        import torch
+
+        if self.cfg.num_threads:
+            torch.set_num_threads(self.cfg.num_threads)
+        self.device = resolve_device(self.cfg.device)
+        self.policy, ckpt_path = load_policy(self.cfg.checkpoint, self.device, self.cfg.num_inference_steps)
+        pc = self.policy.config
+        self.pcfg = pc
+        self.policy_id = policy_id_of(ckpt_path, getattr(self.policy, "policy_id", ""))
+        self.joint_names = list(pc.joint_names)
+        if not self.joint_names:
+            raise CheckpointError(
+                "checkpoint config has no joint_names: cannot map joint_states to agent_pos"
+            )
+        if pc.state_dim != len(self.joint_names):
+            raise CheckpointError(
+                f"checkpoint state_dim {pc.state_dim} != {len(self.joint_names)} joint_names: the "
+                "node builds agent_pos from the joint positions of joint_names"
+            )
+        self.uses_points = "point_cloud" in tuple(pc.obs_keys)
+        self.perception = dict(pc.perception)
+        self.num_points = int(self.perception.get("num_points", pc.encoder.num_points))
+        self.channels = pc.encoder.point_channels
+        self.target_frame = str(self.perception.get("target_frame", ""))
+        self.n_obs = pc.n_obs_steps
+        self.dt = float(pc.dt)
+        self.num_steps = self.policy.num_inference_steps
+        if self.n_obs - 1 + self.cfg.inpaint_rows >= pc.horizon:
+            raise ValueError(
+                f"inpaint_rows must be < horizon - n_obs_steps + 1 = {pc.horizon - self.n_obs + 1}. "
+                f"Got {self.cfg.inpaint_rows}"
+            )
+        self.history = oh.ObservationHistory(
+            oh.ObsHistoryConfig(
+                n_obs_steps=self.n_obs,
+                dt=self.dt,
+                num_points=self.num_points if self.uses_points else 0,
+                point_channels=self.channels if self.uses_points else 0,
+                obs_timeout_s=self.cfg.obs_timeout_s,
+                future_tolerance_s=self.cfg.future_tolerance_s,
+                step_tolerance_s=min(self.cfg.step_tolerance_s, 0.49 * self.dt),
+                joint_tolerance_s=self.cfg.joint_tolerance_s,
+            )
+        )
+        self.joints = JointStateBuffer(history_s=max(2.0, 2 * self.n_obs * self.dt + self.cfg.obs_timeout_s))
+        self.active = bool(self.cfg.autostart)
+        self.chunk_id = 0
+        self.prev_chunk: tuple[np.ndarray, np.ndarray] | None = None  # (times (H,), rows (H, A))
+        self.refusal: str | None = None  # perception-parameter mismatch that blocks inference
+        self.perception_checked = False
+        self._last_now = -math.inf
+        self._last_reason = ""
+        # Message / tick counters (for tests and introspection).
+        self.timer_ticks = 0
+        self.clouds_received = 0
+        self.joint_states_received = 0
+        self.ee_path = None
+        self._marker_frame = self.cfg.marker_frame
+
+        self.warmup()
+
+        self.pub_chunk = self.create_publisher(ActionChunk, "dp/action_chunk", chunk_qos())
+        self.pub_markers = None
+        if self.cfg.publish_markers:
+            self.pub_markers = self.create_publisher(MarkerArray, "dp/markers", reliable_qos(1))
+            self.create_subscription(String, "robot_description", self.on_robot_description, latched_qos())
+        # Best effort subscriptions match both reliable and best-effort publishers.
+        self.create_subscription(PointCloud2, "dp/points", self.on_cloud, sensor_qos(5))
+        self.create_subscription(JointState, "joint_states", self.on_joint_states, sensor_qos(50))
+        self.create_service(SetBool, "~/activate", self.on_activate)
+        self.timer = self.create_timer(1.0 / self.cfg.rate_hz, self.on_timer)
+        self._param_client = None
+        if self.cfg.perception_node:
+            self._param_client = self.create_client(
+                GetParameters, f"{self.cfg.perception_node}/get_parameters"
+            )
+            self._param_future = None
+            self._param_timer = self.create_timer(
+                1.0, self.poll_perception_params, clock=Clock(clock_type=ClockType.STEADY_TIME)
+            )
+        self.diag.set("policy_id", self.policy_id)
+        self.diag.set("device", self.device)
+        self.diag.set("perception params", "unchecked")
+        self.diag.set("state", "active" if self.active else "inactive (call ~/activate)")
+        self.get_logger().info(
+            f"policy {self.policy_id} on {self.device}: n_obs_steps={self.n_obs} horizon={pc.horizon} "
+            f"dt={self.dt} s, {self.num_steps} denoising steps, joints {self.joint_names}; "
+            f"{'active' if self.active else 'inactive until ~/activate'}"
+        )
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, obs: dict, chunk_id: int, prefix: np.ndarray | None = None) -> np.ndarray:
+        """The core's prediction (horizon, A) for `obs`, with this node's noise and steps."""
+        import torch
+
+        generator = None
+        if self.cfg.seed >= 0:
+            # The core draws the initial noise on the CPU with this generator (then moves it).
+            generator = torch.Generator().manual_seed(self.cfg.seed + chunk_id)
+        out = self.policy.predict_action_chunk(obs, generator=generator, prefix=prefix)
+        return np.asarray(out, dtype=np.float32)
+
+    def dummy_observation(self) -> dict:
+        """A plausible observation of the checkpoint's shapes (for warm-up)."""
+        rng = np.random.default_rng(0)
+        obs = {"agent_pos": np.zeros((self.n_obs, self.pcfg.state_dim), np.float32)}
+        if self.uses_points:
+            lo = np.asarray(self.perception.get("crop_min", [-0.5] * 3), np.float32)
+            hi = np.asarray(self.perception.get("crop_max", [0.5] * 3), np.float32)
+            pts = rng.uniform(lo, hi, size=(self.n_obs, self.num_points, 3)).astype(np.float32)
+            if self.channels == 6:
+                pts = np.concatenate([pts, np.full_like(pts, 0.5)], axis=-1)
+            obs["point_cloud"] = pts
+        return obs
+
+    def warmup(self) -> None:
+        """Runs the policy a few times so the first real chunk has steady-state latency."""
+        obs = self.dummy_observation()
+        t0 = time.perf_counter()
+        for _ in range(self.cfg.warmup_iters):
+            out = self.predict(obs, 0)
+        if self.cfg.warmup_iters:
+            expected = (self.pcfg.horizon, self.pcfg.action_dim)
+            if out.shape != expected:
+                raise CheckpointError(f"policy returned shape {out.shape}; expected {expected}")
+            self.get_logger().info(
+                f"warm-up: {self.cfg.warmup_iters} runs, "
+                f"{(time.perf_counter() - t0) / self.cfg.warmup_iters * 1e3:.1f} ms each"
+            )
+
+    def inpaint_prefix(self, stamp: float) -> np.ndarray | None:
+        """Previous chunk resampled at the new chunk's first rows (model rows 0..n_obs-1+d-1)."""
+        d = self.cfg.inpaint_rows
+        if not d or self.prev_chunk is None:
+            return None
+        times, rows = self.prev_chunk
+        t_new = stamp + (np.arange(self.n_obs - 1 + d) - (self.n_obs - 1)) * self.dt
+        # Only when the rows from "now" lie within the previous prediction (rows before "now" may
+        # be clamped to its first row).
+        if t_new[self.n_obs - 1] < times[0] - 1e-6 or t_new[-1] > times[-1] + 1e-6:
+            self.diag.count("inpainting skipped (previous chunk does not cover)")
+            return None
+        return resample_rows(times, rows, t_new).astype(np.float32)
+
+    def no_chunk(self, reason: str, message: str, level: int | None = None) -> None:
+        """Records why this timer tick produced no chunk."""
+        self.diag.set("no chunk reason", f"{reason}: {message}")
+        self.diag.count(f"no chunk ({reason})")
+        if level is not None:
+            self.diag.problem(message, level)
+        if reason != self._last_reason and level is not None:
+            self.get_logger().warning(f"no chunk: {message}", throttle_duration_sec=2.0)
+        self._last_reason = reason
+
+    def check_clock(self, now: float) -> None:
+        """Forgets buffered data when the node clock jumps back (replay restarted)."""
+        if now < self._last_now - 1.0:
+            self.get_logger().warning(
+                f"node clock jumped back {self._last_now - now:.2f} s: clearing observations"
+            )
+            self.history.clear()
+            self.joints = JointStateBuffer(history_s=self.joints.history_s)
+            self.prev_chunk = None
+        self._last_now = now
+
+    def on_timer(self) -> None:
+        """One inference on the newest complete history (never queued)."""
+        self.timer_ticks += 1
+        now = now_sec(self)
+        self.check_clock(now)
+        if not self.active:
+            self.no_chunk("inactive", "inactive: call ~/activate (std_srvs/SetBool)")
+            return
+        if self.refusal:
+            self.no_chunk("refused", self.refusal, ERROR)
+            return
+        try:
+            obs = self.history.build(now, self.joints, self.joint_names)
+        except oh.ObservationError as exc:
+            # An unchanged history is the normal case between camera frames: not a problem.
+            level = WARN if exc.reason in (oh.NO_CLOUD, oh.INCOMPLETE) else ERROR
+            self.no_chunk(exc.reason, str(exc), None if exc.reason == oh.UNCHANGED else level)
+            return
+        self.diag.set("observation age s", now - obs.stamp)
+        prefix = self.inpaint_prefix(obs.stamp)
+        t0 = time.perf_counter()
+        try:
+            actions = self.predict(obs.as_policy_input(), self.chunk_id, prefix)
+        except Exception as exc:  # a failing forward pass must not kill the node
+            self.no_chunk("inference_error", f"inference failed: {type(exc).__name__}: {exc}", ERROR)
+            self.history.mark_used(obs)
+            return
+        elapsed = time.perf_counter() - t0
+        self.diag.latency("inference", elapsed)
+        if elapsed > 1.0 / self.cfg.rate_hz:
+            self.diag.count("overruns")
+            self.diag.problem(
+                f"inference took {elapsed * 1e3:.0f} ms > timer period {1e3 / self.cfg.rate_hz:.0f} ms: "
+                "chunks come slower than rate_hz (running on the newest data, nothing queued)",
+                WARN,
+            )
+        self.history.mark_used(obs)
+        if not np.all(np.isfinite(actions)):
+            self.no_chunk("non_finite_actions", "policy returned NaN/Inf actions", ERROR)
+            return
+        self.publish_chunk(obs.stamp, actions)
+
+    def publish_chunk(self, stamp: float, actions: np.ndarray) -> None:
+        """Publishes rows n_obs_steps-1 .. horizon-1 of `actions` (horizon, A) as an ActionChunk."""
+        rows = np.ascontiguousarray(actions[self.n_obs - 1 :], dtype=np.float32)
+        msg = ActionChunk()
+        msg.header.stamp = sec_to_stamp(stamp)
+        msg.chunk_id = self.chunk_id
+        msg.policy_id = self.policy_id
+        msg.action_space = self.pcfg.action_space
+        msg.joint_names = list(self.joint_names)
+        msg.dt = self.dt
+        msg.horizon = rows.shape[0]
+        msg.action_dim = rows.shape[1]
+        msg.data = rows.reshape(-1).tolist()
+        self.pub_chunk.publish(msg)
+        now = now_sec(self)
+        self.chunk_id += 1
+        times = stamp + (np.arange(actions.shape[0]) - (self.n_obs - 1)) * self.dt
+        self.prev_chunk = (times, actions.astype(np.float64))
+        self.diag.tick("chunks")
+        self.diag.latency("stamp to publish", now - stamp)
+        self.diag.set("chunks published", self.chunk_id)
+        self.diag.set("no chunk reason", "")
+        self._last_reason = ""
+        if self.pub_markers is not None and self.ee_path is not None:
+            self.publish_markers(rows)
+
+    # ------------------------------------------------------------------ inputs
+    def on_cloud(self, msg: PointCloud2) -> None:
+        """Validates a dp/points cloud and adds it to the history."""
+        self.clouds_received += 1
+        now = now_sec(self)
+        self.check_clock(now)
+        stamp = stamp_to_sec(msg.header.stamp)
+        self.diag.set("stamp-to-now offset s", now - stamp)
+        self.diag.tick("clouds")
+        if not self.uses_points:
+            return
+        if self.target_frame and msg.header.frame_id != self.target_frame:
+            self.reject_cloud(
+                "frame_mismatch",
+                f"cloud frame {msg.header.frame_id!r} != checkpoint perception target_frame "
+                f"{self.target_frame!r}: refusing it",
+            )
+            return
+        try:
+            points = decode_cloud(msg, self.channels == 6)
+            self.history.add_cloud(stamp, points, now)
+        except oh.ObservationError as exc:
+            self.reject_cloud(exc.reason, str(exc))
+        except ValueError as exc:  # PerceptionError: malformed PointCloud2
+            self.reject_cloud(oh.BAD_CLOUD, f"cannot decode dp/points: {exc}")
+
+    def reject_cloud(self, reason: str, message: str) -> None:
+        """Counts, reports and logs (throttled) a refused cloud."""
+        self.diag.count(f"rejected clouds ({reason})")
+        if reason in (oh.BAD_CLOUD, "frame_mismatch"):
+            self.diag.count("mismatches")
+        self.diag.problem(f"cloud rejected: {message}", ERROR)
+        self.get_logger().error(f"cloud rejected: {message}", throttle_duration_sec=2.0)
+
+    def on_joint_states(self, msg: JointState) -> None:
+        """Merges a (possibly partial) JointState by name."""
+        self.joint_states_received += 1
+        now = now_sec(self)
+        stamp = stamp_to_sec(msg.header.stamp)
+        if stamp == 0.0:
+            stamp = now  # unstamped publisher: best effort
+        try:
+            if stamp - now > self.cfg.future_tolerance_s:
+                raise ValueError(
+                    f"stamped {stamp - now:.3f} s in the future (tolerance "
+                    f"{self.cfg.future_tolerance_s:.3f} s): unsynchronized clocks?"
+                )
+            self.joints.update(stamp, list(msg.name), list(msg.position))
+        except ValueError as exc:
+            self.diag.count("rejected joint_states")
+            self.diag.problem(f"joint_states rejected: {exc}", ERROR)
+            self.get_logger().error(f"joint_states rejected: {exc}", throttle_duration_sec=2.0)
+
+    def on_activate(self, request, response):
+        """std_srvs/SetBool: start (true) or stop (false) publishing chunks."""
+        was = self.active
+        self.active = bool(request.data)
+        if self.active and not was:
+            self.prev_chunk = None  # never inpaint from a chunk of before the pause
+        self.diag.set("state", "active" if self.active else "inactive (call ~/activate)")
+        response.success = True
+        response.message = f"policy {'active' if self.active else 'inactive'} ({self.policy_id})"
+        self.get_logger().info(response.message)
+        return response
+
+    # ------------------------------------------------------------------ perception parameters
+    def poll_perception_params(self) -> None:
+        """Asks the perception node for its parameters until it answers (non-blocking)."""
+        if self.perception_checked or self._param_client is None:
+            return
+        if self._param_future is None:
+            if not self._param_client.service_is_ready():
+                self.diag.set(
+                    "perception params", f"{self.cfg.perception_node} not reachable: crop/voxel unchecked"
+                )
+                return
+            names = ["target_frame", "crop_min", "crop_max", "voxel_size", "num_points", "use_rgb"]
+            self._param_future = self._param_client.call_async(GetParameters.Request(names=names))
+            self._param_names = names
+            return
+        if not self._param_future.done():
+            return
+        try:
+            values = self._param_future.result().values
+        except Exception as exc:
+            self.get_logger().warning(f"perception parameters: {exc}")
+            self._param_future = None
+            return
+        from rclpy.parameter import parameter_value_to_python
+
+        got = {n: parameter_value_to_python(v) for n, v in zip(self._param_names, values, strict=False)}
+        self.apply_perception_params(got)
+        self.perception_checked = True
+        self._param_timer.cancel()
+
+    def apply_perception_params(self, got: dict) -> None:
+        """Compares the perception node's parameters with the checkpoint's; warns or refuses."""
+        if all(v is None for v in got.values()):
+            self.diag.set("perception params", f"{self.cfg.perception_node} has none of {sorted(got)}")
+            return
+        hard, soft = [], []
+        for key in ("target_frame", "num_points", "use_rgb"):
+            if key in self.perception and got.get(key) is not None and got[key] != self.perception[key]:
+                hard.append(f"{key}: perception {got[key]!r} vs checkpoint {self.perception[key]!r}")
+        for key in ("crop_min", "crop_max", "voxel_size"):
+            if key not in self.perception or got.get(key) is None:
+                continue
+            a = np.atleast_1d(np.asarray(got[key], float))
+            b = np.atleast_1d(np.asarray(self.perception[key], float))
+            if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
+                soft.append(f"{key}: perception {a.tolist()} vs checkpoint {b.tolist()}")
+        if not hard and not soft:
+            self.diag.set("perception params", "match the checkpoint")
+            return
+        self.diag.count("mismatches", len(hard) + len(soft))
+        text = "; ".join(hard + soft)
+        self.diag.set("perception params", f"MISMATCH: {text}")
+        if hard or self.cfg.strict_perception:
+            self.refusal = f"perception parameters differ from the checkpoint, refusing: {text}"
+            self.get_logger().error(self.refusal)
+        else:
+            self.diag.problem(f"perception crop/voxel differ from the checkpoint: {text}", WARN)
+            self.get_logger().warning(
+                f"perception crop/voxel differ from the checkpoint (set strict_perception to refuse): {text}"
+            )
+
+    # ------------------------------------------------------------------ markers
+    def on_robot_description(self, msg: String) -> None:
+        """Builds the FK model for dp/markers (skipped with a warning when it cannot)."""
+        try:
+            from dp_policy.markers import EndEffectorPath
+
+            self.ee_path = EndEffectorPath(msg.data, self.cfg.ee_frame)
+            if not self._marker_frame:
+                self._marker_frame = self.ee_path.root_link
+            self.diag.set("markers", f"{self.ee_path.ee_frame} in {self._marker_frame}")
+        except (ImportError, ValueError) as exc:
+            self.ee_path = None
+            self.diag.set("markers", f"off: {exc}")
+            self.get_logger().warning(f"dp/markers off: {exc}")
+
+    def publish_markers(self, rows: np.ndarray) -> None:
+        """Predicted end-effector path of the published rows."""
+        from dp_policy.markers import path_marker_array
+
+        try:
+            fixed = {}
+            others = [n for n in self.joints.names if n not in self.joint_names]
+            if others:
+                fixed = dict(zip(others, self.joints.latest(others)[1], strict=True))
+            pts = self.ee_path.positions(rows, self.joint_names, fixed)
+        except Exception as exc:  # markers are best effort
+            self.diag.set("markers", f"failed: {exc}")
+            return
+        self.pub_markers.publish(path_marker_array(pts, self._marker_frame, self.get_clock().now().to_msg()))
+
+
+def decode_cloud(msg: PointCloud2, use_rgb: bool) -> np.ndarray:
+    """dp/points -> (N, 3) xyz or (N, 6) xyz + rgb in [0, 1] float32."""
+    from dp_perception.conversions import cloud_msg_to_numpy
+
+    cloud = cloud_msg_to_numpy(msg)
+    if not use_rgb:
+        return cloud.xyz
+    rgb = cloud.rgb()
+    if rgb is None:
+        raise oh.ObservationError("cloud has no rgb; the checkpoint was trained with rgb", oh.BAD_CLOUD)
+    return np.concatenate([cloud.xyz, rgb], axis=1)
+
+
+def main(args=None) -> int:
+    """Entry point: `ros2 run dp_policy policy_node --ros-args -p checkpoint:=DIR`."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (CheckpointError, ValueError) as exc:
+        print(f"policy_node: cannot start: {exc}", file=sys.stderr)
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    if code:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Unit tests of the dp_policy core: configs, architecture, schedulers, inference, checkpoints, data."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dp_policy.core import CheckpointError, DiffusionPolicyModel, Normalizer, Policy, PolicyConfig
+from dp_policy.core.checkpoint import load_checkpoint, save_checkpoint
+from dp_policy.core.dataset import SequenceDataset, load_zarr, save_zarr, split_episodes
+from dp_policy.core.modules import prepare_fast_convs
+from dp_policy.core.noise import DDIMTable, make_inference_scheduler
+from dp_policy.core.reference import reference_sample
+from dp_policy.core.synthetic import make_reach_dataset
+
+PKG = Path(__file__).resolve().parents[1]
+DATA = PKG / "test" / "data"
+
+torch.set_num_threads(1)
+
+
+def _load_artifact_module():
+    spec = importlib.util.spec_from_file_location("make_regression_artifact", PKG / "scripts" / "make_regression_artifact.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _tiny_cfg(**kw) -> PolicyConfig:
+    base = dict(
+        state_dim=3, action_dim=3, down_dims=[16, 32], diffusion_step_embed_dim=16, n_groups=4,
+        encoder={"out_dim": 16, "state_mlp_dims": [16, 16], "num_points": 32},
+    )  # fmt: skip
+    base.update(kw)
+    return PolicyConfig.preset("simple_dp3", **base)
+
+
+def _obs(rng: np.random.Generator, n_pts: int = 32, state_dim: int = 3, batch: int | None = None):
+    lead = (batch, 2) if batch else (2,)
+    return {
+        "point_cloud": rng.uniform(-0.2, 0.2, (*lead, n_pts, 3)).astype(np.float32),
+        "agent_pos": rng.uniform(-1, 1, (*lead, state_dim)).astype(np.float32),
+    }
+
+
+def _norm(state_dim=3, action_dim=3) -> Normalizer:
+    rng = np.random.default_rng(0)
+    return Normalizer.fit(
+        {
+            "action": rng.uniform(-2, 2, (50, action_dim)),
+            "agent_pos": rng.uniform(-1, 1, (50, state_dim)),
+            "point_cloud": rng.uniform(-0.3, 0.3, (50, 3)),
+        }
+    )
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match="objective must be one of"):
+        PolicyConfig(objective="gan")
+    with pytest.raises(ValueError, match="prediction_type"):
+        PolicyConfig(prediction_type="v")
+    with pytest.raises(ValueError, match="horizon must be divisible"):
+        PolicyConfig(horizon=10)
+    with pytest.raises(ValueError, match="joint_names must name every action column"):
+        PolicyConfig(action_dim=7, joint_names=["a", "b"])
+    with pytest.raises(ValueError, match="encoder.type"):
+        PolicyConfig(encoder={"type": "resnet50"})
+    with pytest.raises(ValueError, match="Got 0"):
+        PolicyConfig(n_obs_steps=0)
+    with pytest.raises(ValueError, match="preset"):
+        PolicyConfig.preset("dp4")
+    with pytest.raises(ValueError, match="unknown PolicyConfig keys"):
+        PolicyConfig.from_dict({"bogus": 1})
+    cfg = PolicyConfig.preset("dp3", joint_names=[f"j{i}" for i in range(7)], perception={"voxel_size": 0.01})
+    assert PolicyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.obs_keys == ("point_cloud", "agent_pos")
+    assert cfg.global_cond_dim == 2 * (64 + 64)
+
+
+# ----------------------------------------------------------------------------- architecture
+@pytest.mark.parametrize(
+    ("preset", "encoder", "unet"),
+    [("dp3", 63_744, 255_085_191), ("simple_dp3", 63_744, 7_377_927)],
+)
+def test_parameter_counts_match_published_dp3(preset, encoder, unet):
+    """7-D state/action, xyz points, n_obs_steps 2 (published DP3 configuration).
+
+    simple_dp3 total 7,441,671 equals the published count. For dp3 our layer-by-layer port of
+    the published ConditionalUnet1D gives 255,085,191 (the task statement quotes 255,085,671,
+    480 more; no layer of the published code accounts for 480 parameters; see the report).
+    """
+    cfg = PolicyConfig.preset(preset)
+    with torch.device("meta"):
+        net = DiffusionPolicyModel(cfg)
+    n_enc = sum(p.numel() for p in net.obs_encoder.parameters())
+    n_unet = sum(p.numel() for p in net.model.parameters())
+    assert n_enc == encoder
+    assert n_unet == unet
+    if preset == "simple_dp3":
+        assert n_enc + n_unet == 7_441_671
+
+
+def test_state_dict_uses_published_names():
+    keys = set(DiffusionPolicyModel(_tiny_cfg()).state_dict())
+    for k in (
+        "obs_encoder.extractor.mlp.0.weight",
+        "obs_encoder.extractor.final_projection.1.weight",
+        "obs_encoder.state_mlp.2.weight",
+        "model.diffusion_step_encoder.1.weight",
+        "model.down_modules.0.0.blocks.0.block.0.weight",
+        "model.down_modules.0.0.cond_encoder.1.weight",
+        "model.up_modules.0.1.conv.weight",
+        "model.final_conv.1.weight",
+    ):
+        assert k in keys, k
+
+
+# ----------------------------------------------------------------------------- schedulers / sampling
+@pytest.mark.parametrize("prediction_type", ["sample", "epsilon"])
+def test_ddim_table_matches_diffusers_step(prediction_type):
+    cfg = _tiny_cfg(prediction_type=prediction_type)
+    table = DDIMTable.build(cfg, 10)
+    sched = make_inference_scheduler(cfg)
+    sched.set_timesteps(10)
+    assert table.timesteps.tolist() == sched.timesteps.tolist()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 16, 3, generator=gen)
+    for k, t in enumerate(sched.timesteps):
+        m = torch.randn(4, 16, 3, generator=gen) * 1.5
+        ref = sched.step(m, t, x).prev_sample
+        ours = table.step(k, x, m)
+        torch.testing.assert_close(ours, ref, atol=2e-5, rtol=1e-5)
+        x = ref
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "flow_matching"])
+def test_fast_sampler_matches_published_loop(objective):
+    """Fused FiLM / DDIM / GEMM-conv path vs the published pattern (same weights, same noise)."""
+    torch.manual_seed(0)
+    net = DiffusionPolicyModel(_tiny_cfg(objective=objective, down_dims=[16, 32, 64])).eval()
+    rng = np.random.default_rng(0)
+    obs = {k: torch.from_numpy(v) for k, v in _obs(rng, batch=2).items()}
+    noise = torch.randn(2, 16, 3)
+    with torch.inference_mode():
+        gcond = net.encode_obs(obs)
+        ref = reference_sample(net, gcond, noise, 10)
+        prepare_fast_convs(net)
+        fast = net.sample(gcond, noise, 10)
+    assert (fast - ref).abs().max().item() < 1e-4
+
+
+def test_prefix_inpainting_and_reproducibility():
+    torch.manual_seed(0)
+    policy = Policy(_tiny_cfg(), DiffusionPolicyModel(_tiny_cfg()), _norm())
+    obs = _obs(np.random.default_rng(1))
+    prefix = np.array([[0.5, -0.5, 1.0], [0.6, -0.4, 1.1]], np.float32)
+    chunk = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(3), prefix=prefix)
+    assert chunk.shape == (16, 3) and chunk.dtype == np.float32
+    np.testing.assert_array_equal(chunk[:2], prefix)
+    a = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(5))
+    b = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_array_equal(a, b)
+    batched = policy.predict_action_chunk(_obs(np.random.default_rng(1), batch=3))
+    assert batched.shape == (3, 16, 3)
+    with pytest.raises(ValueError, match="agent_pos"):
+        policy.predict_action_chunk({"point_cloud": obs["point_cloud"], "agent_pos": np.zeros((2, 5))})
+    with pytest.raises(ValueError, match="missing 'point_cloud'"):
+        policy.predict_action_chunk({"agent_pos": obs["agent_pos"]})
+    with pytest.raises(ValueError, match="prefix"):
+        policy.predict_action_chunk(obs, prefix=np.zeros((16, 3)))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_save_load_bit_identical(tmp_path):
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(joint_names=["a", "b", "c"], perception={"target_frame": "world", "num_points": 32})
+    model = DiffusionPolicyModel(cfg)
+    norm = _norm()
+    before = Policy(cfg, model, norm)
+    save_checkpoint(tmp_path / "ckpt", cfg, model, norm)
+    after = Policy.from_checkpoint(tmp_path / "ckpt")
+    assert after.config == cfg
+    rng = np.random.default_rng(2)
+    obs, noise = _obs(rng), rng.standard_normal((16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(before.predict_action_chunk(obs, noise=noise), after.predict_action_chunk(obs, noise=noise))
+    after.set_num_inference_steps(4)
+    assert after.predict_action_chunk(obs, noise=noise).shape == (16, 3)
+
+
+def test_checkpoint_refuses_bad_directories(tmp_path):
+    cfg = _tiny_cfg()
+    good = save_checkpoint(tmp_path / "good", cfg, DiffusionPolicyModel(cfg), _norm())
+
+    def variant(name):
+        d = tmp_path / name
+        shutil.copytree(good, d)
+        return d
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope")
+    d = variant("no_norm")
+    (d / "normalizer.json").unlink()
+    with pytest.raises(CheckpointError, match=r"missing \['normalizer.json'\]"):
+        load_checkpoint(d)
+    d = variant("bad_norm")
+    (d / "normalizer.json").write_text(json.dumps(_norm(state_dim=5).to_dict()))
+    with pytest.raises(CheckpointError, match="'agent_pos' has 5 channels"):
+        load_checkpoint(d)
+    d = variant("bad_cfg")
+    meta = json.loads((d / "config.json").read_text())
+    meta["policy"]["down_dims"] = [16, 64]
+    (d / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_checkpoint(d)
+    d = variant("garbage_weights")
+    (d / "model.safetensors").write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(d)
+    d = variant("bad_json")
+    (d / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(d)
+
+
+def test_regression_artifact():
+    """Guards against silent numeric changes (regenerate: scripts/make_regression_artifact.py)."""
+    art = _load_artifact_module()
+    expected = json.loads((DATA / "regression_expected.json").read_text())
+    obs, noise = art.fixed_inputs()
+    for objective, chunk in expected.items():
+        policy = Policy.from_checkpoint(DATA / f"regression_ckpt_{objective}", warmup=False)
+        out = policy.predict_action_chunk(obs, noise=noise)
+        np.testing.assert_allclose(out, np.asarray(chunk, np.float32), atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- data / training
+def test_sequence_padding_matches_diffusion_policy():
+    data = {
+        "action": np.arange(10, dtype=np.float32)[:, None],
+        "agent_pos": np.arange(10, dtype=np.float32)[:, None],
+        "episode_ends": np.array([4, 10]),
+    }
+    ds = SequenceDataset(data, [0, 1], horizon=4, n_obs_steps=2, pad_before=1, pad_after=2, obs_keys=("agent_pos",))
+    # episode 0 (len 4): starts -1..2 -> 4 windows; episode 1 (len 6): starts -1..4 -> 6 windows
+    assert len(ds) == 10
+    obs, act = ds.get_batch(np.arange(len(ds)))
+    assert act[0, :, 0].tolist() == [0, 0, 1, 2]  # pad before with the first frame
+    assert act[3, :, 0].tolist() == [2, 3, 3, 3]  # pad after with the last frame
+    assert act[4, :, 0].tolist() == [4, 4, 5, 6]  # never crosses into another episode
+    assert obs["agent_pos"].shape == (10, 2, 1)
+    train, val = split_episodes(10, 0.2, seed=0)
+    assert len(val) == 2 and not set(train) & set(val)
+
+
+def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
+    data = make_reach_dataset(n_episodes=6, n_steps=18, num_points=32, seed=0)
+    eps = []
+    for e in range(6):
+        sl = slice(0 if e == 0 else int(data["episode_ends"][e - 1]), int(data["episode_ends"][e]))
+        eps.append({"point_cloud": data["point_cloud"][sl], "state": data["agent_pos"][sl], "action": data["action"][sl]})
+    save_zarr(tmp_path / "d.zarr", eps)
+    loaded = load_zarr(tmp_path / "d.zarr")
+    assert loaded["point_cloud"].shape == (108, 32, 3)
+    run = tmp_path / "run"
+    args = [
+        sys.executable, "-m", "dp_policy.train", "--config", str(PKG / "config" / "train_simple_dp3.yaml"),
+        f"dataset={tmp_path / 'd.zarr'}", f"output_dir={run}", "num_epochs=2", "batch_size=16",
+        "checkpoint_every=1", "val_ratio=0.2", "progress=false", "num_threads=1",
+        "policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
+        "policy.joint_names=[x,y,z]", "policy.perception={target_frame: world}",
+    ]  # fmt: skip
+    env = {"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    policy = Policy.from_checkpoint(run / "latest", warmup=False)
+    assert policy.config.joint_names == ["x", "y", "z"]
+    assert policy.config.perception == {"target_frame": "world"}
+    assert (run / "checkpoints" / "epoch_0002" / "model.safetensors").exists()
+    # resume: continue to 3 epochs from train_state
+    r = subprocess.run([*args[:-5], "num_epochs=3", *args[-4:]], capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 3
+    bad = subprocess.run([*args, "bogus_key=1"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "unknown training keys" in bad.stderr
+
+
+def test_core_does_not_import_rclpy():
+    code = "import sys, dp_policy.core, dp_policy.train; assert 'rclpy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin"})

@@ -1,0 +1,365 @@
+"""Closed-loop evaluation in simulation: the real nodes, seeded episodes, a report.
+
+Starts the nodes of ``launch/sim.launch.py`` (simulator, perception, policy, control), each in its
+own process exactly as the launch file would, then drives seeded episodes from an episode manager:
+
+    deactivate policy + control ─▶ reset the sim to seed s ─▶ enable control, activate policy
+    ─▶ wait for success (TCP touches the cube) or the episode timeout ─▶ next seed
+
+and reports per-episode outcome, success rate, mean time to success, per-stage latencies read from
+/diagnostics (perception, inference, control period), the achieved real-time factor, a JSON summary
+and a PNG of commanded vs actual joint trajectories.
+
+    python -m dp_sim.closed_loop --episodes 50 --seed-start 10000 --out out/eval   # evaluation
+    make demo                                                                    # 5 episodes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[4]
+DEFAULT_CHECKPOINT = REPO / "checkpoints" / "sim_reach_dp3"
+
+
+def _isolate_ros_graph() -> None:
+    """Gives this run (and the nodes it starts) its own DDS domain on localhost."""
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200)))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+class EpisodeManager:
+    """rclpy side of the evaluation: services, topics, traces (created after rclpy.init)."""
+
+    def __init__(self, context=None):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.node import Node
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Int64, String
+        from std_srvs.srv import SetBool
+        from trajectory_msgs.msg import JointTrajectory
+
+        from dp_common.qos import chunk_qos, reliable_qos
+        from dp_msgs.msg import ActionChunk
+
+        self.node = Node(
+            "episode_manager",
+            context=context,
+            parameter_overrides=[Parameter("use_sim_time", value=True)],
+        )
+        n = self.node
+        self.policy_srv = n.create_client(SetBool, "/policy_node/activate")
+        self.control_srv = n.create_client(SetBool, "/control_node/enable")
+        self.reset_pub = n.create_publisher(Int64, "sim/reset_seed", reliable_qos(10))
+        self.status: dict | None = None
+        self.diag: dict[str, dict[str, str]] = {}
+        self.diag_msg: dict[str, str] = {}
+        self.actual: list[tuple[float, list[float]]] = []
+        self.commanded: list[tuple[float, list[float]]] = []
+        self.chunks = 0
+        self.joint_names: list[str] = []
+        n.create_subscription(String, "sim/episode_status", self._on_status, reliable_qos(10))
+        n.create_subscription(JointState, "joint_states", self._on_js, reliable_qos(50))
+        n.create_subscription(
+            JointTrajectory, "joint_trajectory_controller/joint_trajectory", self._on_traj, reliable_qos(10)
+        )
+        n.create_subscription(ActionChunk, "dp/action_chunk", self._on_chunk, chunk_qos())
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
+        self._SetBool = SetBool
+        self._Int64 = Int64
+
+    def now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def _on_status(self, msg) -> None:
+        try:
+            self.status = json.loads(msg.data)
+        except ValueError:
+            pass
+
+    def _on_js(self, msg) -> None:
+        if not self.joint_names:
+            self.joint_names = list(msg.name)
+        if list(msg.name) == self.joint_names:
+            self.actual.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, list(msg.position)))
+
+    def _on_traj(self, msg) -> None:
+        if msg.points and self.joint_names:
+            order = {name: i for i, name in enumerate(msg.joint_names)}
+            if all(j in order for j in self.joint_names):
+                p = msg.points[0].positions
+                self.commanded.append((self.now(), [p[order[j]] for j in self.joint_names]))
+
+    def _on_chunk(self, msg) -> None:
+        self.chunks += 1
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            self.diag[st.name] = {kv.key: kv.value for kv in st.values}
+            self.diag_msg[st.name] = st.message
+
+
+def _spin_until(executor, pred, timeout_s: float, runner=None) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        if runner is not None and runner.dead():
+            raise RuntimeError(f"node(s) died: {runner.dead()} (see their logs)")
+        executor.spin_once(timeout_sec=0.02)
+    return bool(pred())
+
+
+def _call(executor, client, value: bool, runner, timeout_s: float = 10.0) -> bool:
+    req = client.srv_type.Request(data=value)
+    fut = client.call_async(req)
+    _spin_until(executor, fut.done, timeout_s, runner)
+    return fut.done() and fut.result() is not None and fut.result().success
+
+
+def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: float) -> dict:
+    """Runs one seeded episode; returns its outcome."""
+    _call(executor, mgr.policy_srv, False, runner)
+    _call(executor, mgr.control_srv, False, runner)
+    mgr.status = None
+    mgr.reset_pub.publish(mgr._Int64(data=seed))
+    ok = _spin_until(
+        executor,
+        lambda: (
+            mgr.status is not None and mgr.status.get("seed") == seed and mgr.status.get("time", 1e9) < 1.0
+        ),
+        30.0,
+        runner,
+    )
+    if not ok:
+        raise RuntimeError(f"simulator did not reset to seed {seed} within 30 s")
+    t0_sim, t0_wall = mgr.now(), time.monotonic()
+    mgr.actual.clear()
+    mgr.commanded.clear()
+    chunks0 = mgr.chunks
+    enabled = _call(executor, mgr.control_srv, True, runner) and _call(executor, mgr.policy_srv, True, runner)
+    if not enabled:
+        raise RuntimeError("could not enable control and activate the policy (services refused)")
+
+    def finished() -> bool:
+        st = mgr.status or {}
+        return st.get("seed") == seed and (
+            st.get("success") or st.get("time", 0.0) >= timeout_s or st.get("timeout", False)
+        )
+
+    # Wall-clock guard: generous, the sim may run slower than real time.
+    _spin_until(executor, finished, 20.0 * timeout_s + 60.0, runner)
+    st = dict(mgr.status or {})
+    _call(executor, mgr.policy_srv, False, runner)
+    _call(executor, mgr.control_srv, False, runner)
+    sim_elapsed, wall_elapsed = mgr.now() - t0_sim, time.monotonic() - t0_wall
+    return {
+        "seed": seed,
+        "success": bool(st.get("success")),
+        "time_to_success_s": st.get("success_time"),
+        "episode_time_s": st.get("time"),
+        "final_goal_distance_m": st.get("goal_distance"),
+        "chunks": mgr.chunks - chunks0,
+        "real_time_factor": sim_elapsed / wall_elapsed if wall_elapsed > 0 else float("nan"),
+        "trace": {"actual": list(mgr.actual), "commanded": list(mgr.commanded), "t0": t0_sim},
+    }
+
+
+def _latency_table(diag: dict[str, dict[str, str]]) -> list[str]:
+    lines = []
+    for name in sorted(diag):
+        figures = {k: v for k, v in diag[name].items() if k.endswith(" ms") or k.endswith("rate Hz")}
+        if figures:
+            lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())))
+    return lines
+
+
+def plot_traces(results: list[dict], joint_names: list[str], path: pathlib.Path) -> None:
+    """Writes a PNG of commanded vs actual joint positions, one column per episode (up to 4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shown = results[: min(4, len(results))]
+    nj = len(joint_names) or 7
+    fig, axes = plt.subplots(nj, len(shown), figsize=(4 * len(shown), 1.6 * nj), sharex="col", squeeze=False)
+    for c, res in enumerate(shown):
+        tr = res["trace"]
+        t0 = tr["t0"]
+        for j in range(nj):
+            ax = axes[j][c]
+            if tr["actual"]:
+                t = np.array([a[0] for a in tr["actual"]]) - t0
+                q = np.array([a[1] for a in tr["actual"]])
+                ax.plot(t, q[:, j], label="actual (joint_states)", lw=1.2)
+            if tr["commanded"]:
+                t = np.array([a[0] for a in tr["commanded"]]) - t0
+                q = np.array([a[1] for a in tr["commanded"]])
+                ax.plot(t, q[:, j], "--", label="commanded (control)", lw=1.0)
+            if c == 0:
+                ax.set_ylabel(f"{joint_names[j] if joint_names else j}\n[rad]", fontsize=7)
+            if j == 0:
+                ax.set_title(f"seed {res['seed']}: {'success' if res['success'] else 'failure'}", fontsize=9)
+            ax.tick_params(labelsize=6)
+        axes[-1][c].set_xlabel("sim time [s]", fontsize=8)
+    axes[0][0].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point (see module docstring)."""
+    ap = argparse.ArgumentParser(description="closed-loop evaluation of a policy in the simulator")
+    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="policy checkpoint directory")
+    ap.add_argument("--episodes", type=int, default=5, help="number of seeded episodes")
+    ap.add_argument(
+        "--seed-start",
+        type=int,
+        default=10000,
+        help="first episode seed (the shipped model was trained on seeds < 10000)",
+    )
+    ap.add_argument("--episode-timeout", type=float, default=10.0, help="simulated seconds per episode")
+    ap.add_argument(
+        "--real-time-factor",
+        type=float,
+        default=0.5,
+        help="simulated seconds per wall second (sized so every stage keeps up on 2 cores)",
+    )
+    ap.add_argument("--backend", default="trajectory", choices=["trajectory", "position"])
+    ap.add_argument("--out", default=str(REPO / "out" / "demo"), help="report directory")
+    ap.add_argument(
+        "--startup-timeout", type=float, default=180.0, help="wall seconds for the nodes to come up"
+    )
+    args = ap.parse_args(argv)
+
+    ckpt = pathlib.Path(args.checkpoint)
+    if not (ckpt / "config.json").is_file():
+        print(
+            f"error: no checkpoint at {ckpt} (expected config.json + model.safetensors + normalizer)",
+            file=sys.stderr,
+        )
+        return 2
+    _isolate_ros_graph()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from dp_common.launcher import ProcessRunner, load_launch_file, parse_launch_args
+
+    launch = load_launch_file(REPO / "launch" / "sim.launch.py")
+    values = parse_launch_args(
+        launch.ARGUMENTS,
+        [
+            f"checkpoint:={ckpt}",
+            f"real_time_factor:={args.real_time_factor}",
+            f"backend:={args.backend}",
+            f"seed:={args.seed_start}",
+            "autostart:=false",
+        ],
+    )
+    specs = launch.node_specs(values)
+    print(
+        f"[dp] starting {', '.join(s.node_name for s in specs)} "
+        f"(ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, "
+        f"logs in {out / 'logs'})",
+        flush=True,
+    )
+    results: list[dict] = []
+    t_wall0 = time.monotonic()
+    with ProcessRunner(specs, log_dir=out / "logs") as runner:
+        rclpy.init()
+        mgr = EpisodeManager()
+        executor = SingleThreadedExecutor()
+        executor.add_node(mgr.node)
+        try:
+            ready = _spin_until(
+                executor,
+                lambda: (
+                    mgr.policy_srv.service_is_ready()
+                    and mgr.control_srv.service_is_ready()
+                    and mgr.status is not None
+                ),
+                args.startup_timeout,
+                runner,
+            )
+            if not ready:
+                raise RuntimeError(f"nodes not ready after {args.startup_timeout:.0f} s (see {out / 'logs'})")
+            print(
+                f"[dp] pipeline up in {time.monotonic() - t_wall0:.1f} s; running {args.episodes} episodes "
+                f"at real-time factor {args.real_time_factor}",
+                flush=True,
+            )
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover
+
+                def tqdm(x, **_):
+                    return x
+
+            seeds = range(args.seed_start, args.seed_start + args.episodes)
+            for seed in tqdm(seeds, desc="episodes", unit="ep", file=sys.stderr, disable=None):
+                res = run_episode(mgr, executor, runner, seed, args.episode_timeout)
+                results.append(res)
+                tts = res["time_to_success_s"]
+                print(
+                    f"episode seed={seed}: {'SUCCESS' if res['success'] else 'failure'}"
+                    + (f" in {tts:.2f} s" if res["success"] and tts is not None else "")
+                    + f" (final distance {res['final_goal_distance_m']:.3f} m, {res['chunks']} chunks, "
+                    f"real-time factor {res['real_time_factor']:.2f})",
+                    flush=True,
+                )
+            # Let one more diagnostics period arrive.
+            _spin_until(executor, lambda: False, 1.5)
+            diag, diag_msg, joint_names = dict(mgr.diag), dict(mgr.diag_msg), list(mgr.joint_names)
+        finally:
+            executor.shutdown()
+            mgr.node.destroy_node()
+            rclpy.try_shutdown()
+
+    n_ok = sum(r["success"] for r in results)
+    times = [r["time_to_success_s"] for r in results if r["success"] and r["time_to_success_s"] is not None]
+    summary = {
+        "checkpoint": str(ckpt),
+        "episodes": len(results),
+        "successes": n_ok,
+        "success_rate": n_ok / len(results) if results else 0.0,
+        "mean_time_to_success_s": sum(times) / len(times) if times else None,
+        "seeds": [r["seed"] for r in results],
+        "real_time_factor_setting": args.real_time_factor,
+        "real_time_factor_achieved": (sum(r["real_time_factor"] for r in results) / len(results))
+        if results
+        else None,
+        "diagnostics": diag,
+        "diagnostics_messages": diag_msg,
+        "episodes_detail": [{k: v for k, v in r.items() if k != "trace"} for r in results],
+        "wall_time_s": time.monotonic() - t_wall0,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_path = out / "trajectories.png"
+    plot_traces(results, joint_names, plot_path)
+    print("latency summary (from /diagnostics):")
+    for line in _latency_table(diag):
+        print(line)
+    print(f"report: {out / 'summary.json'}, plot: {plot_path}")
+    mt = summary["mean_time_to_success_s"]
+    print(
+        f"success rate: {n_ok}/{len(results)} = {100.0 * summary['success_rate']:.0f}%"
+        + (f" (mean time to success {mt:.2f} s)" if mt is not None else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
