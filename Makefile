@@ -4,7 +4,9 @@ SHELL := /bin/bash
 ENV := source ./env.sh >/dev/null &&
 PYTEST_ARGS ?=
 
-.PHONY: setup build test lint bench demo train clean help
+.PHONY: setup build test lint bench demo eval data train train-sim clean help
+TRAIN_CONFIG ?= ros2_ws/src/dp_policy/config/train_simple_dp3.yaml
+SIM_DATA := data/sim_reach_train.zarr
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -26,6 +28,19 @@ bench: setup  ## latency/throughput benchmarks of every stage, with baselines me
 
 demo: setup  ## closed-loop run of the whole pipeline on the embedded default
 	@$(ENV) python scripts/demo.py $(DEMO_ARGS)
+
+eval: setup  ## closed-loop success rate of the shipped checkpoint over 50 held-out seeded episodes
+	@$(ENV) python -m dp_sim.closed_loop --episodes 50 --seed-start 10000 --out out/eval $(EVAL_ARGS)
+
+data: setup  ## simulator demonstrations (200 expert episodes, seeds 0-199) as DP3 zarr
+	@$(ENV) python -m dp_sim.make_dataset --out $(SIM_DATA) --episodes 200 --seed-start 0
+
+train: setup  ## train a policy: make train TRAIN_CONFIG=cfg.yaml TRAIN_ARGS="dataset=... output_dir=..."
+	@$(ENV) python -m dp_policy.train --config $(TRAIN_CONFIG) $(TRAIN_ARGS)
+
+train-sim: setup  ## reproduce the shipped simulator checkpoint (data + training, resumable)
+	@$(ENV) test -d $(SIM_DATA) || python -m dp_sim.make_dataset --out $(SIM_DATA) --episodes 200 --seed-start 0
+	@$(ENV) python -m dp_policy.train --config ros2_ws/src/dp_sim/config/train_sim_reach.yaml $(TRAIN_ARGS)
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log

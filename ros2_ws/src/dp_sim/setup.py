@@ -26,6 +26,7 @@ setup(
             "record_demos = dp_sim.record_demos:main",
             "bag_to_zarr = dp_sim.bag_to_zarr:main",
             "eval_expert = dp_sim.eval_expert:main",
+            "closed_loop = dp_sim.closed_loop:main",
         ],
     },
 )

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
@@ -116,9 +118,6 @@ class PerceptionNode(Node):
         if frame == target:
             return None
         if self._tf_buffer is not None:
-            from rclpy.duration import Duration
-            from rclpy.time import Time
-
             try:
                 tf = self._tf_buffer.lookup_transform(
                     target,

@@ -310,6 +310,15 @@ def test_fps_exactly_n_distinct_points_and_deterministic(backend):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("backend", ["fpsample", "torch", "exact"])
+def test_fps_distinct_indices_with_coincident_points(backend):
+    pts = np.zeros((2000, 3), dtype=np.float32)  # e.g. a driver's (0, 0, 0) for invalid depth
+    pts[:10] = np.random.default_rng(13).random((10, 3))
+    idx = farthest_point_sample(pts, 100, backend=backend, seed=0)
+    assert len(np.unique(idx)) == 100
+    assert set(range(10)) <= set(idx.tolist())  # the distinct points are all sampled
+
+
 def test_torch_fps_matches_exact_fps():
     pts = np.random.default_rng(9).uniform(-1, 1, size=(2000, 3)).astype(np.float32)
     np.testing.assert_array_equal(

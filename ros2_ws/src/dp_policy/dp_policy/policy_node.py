@@ -175,6 +175,33 @@ def resample_rows(times: np.ndarray, rows: np.ndarray, t: np.ndarray) -> np.ndar
     return np.stack([np.interp(t, times, rows[:, j]) for j in range(rows.shape[1])], axis=1)
 
 
+def inpaint_prefix(
+    prev_times: np.ndarray, prev_rows: np.ndarray, stamp: float, n_obs_steps: int, dt: float, rows: int
+) -> np.ndarray | None:
+    """The previous prediction resampled at the new chunk's first model rows.
+
+    Model row i of the chunk stamped `stamp` targets ``stamp + (i - (n_obs_steps - 1)) * dt``; the
+    prefix covers the observation rows before "now" and `rows` rows from "now" on
+    (``n_obs_steps - 1 + rows`` rows). Rows before the previous prediction's first time are
+    clamped to it.
+
+    Args:
+        prev_times: (H,) times of the previous prediction's rows, s.
+        prev_rows: (H, A) previous prediction (all model rows).
+        stamp: the new chunk's stamp ("now"), s.
+        n_obs_steps, dt: the policy's timing.
+        rows: inpainted rows from "now" on (>= 1).
+
+    Returns:
+        (n_obs_steps - 1 + rows, A) float32, or None when the rows from "now" are not within the
+        previous prediction (too old, or a gap).
+    """
+    t_new = stamp + (np.arange(n_obs_steps - 1 + rows) - (n_obs_steps - 1)) * dt
+    if t_new[n_obs_steps - 1] < prev_times[0] - 1e-6 or t_new[-1] > prev_times[-1] + 1e-6:
+        return None
+    return resample_rows(prev_times, prev_rows, t_new).astype(np.float32)
+
+
 class PolicyNode(Node):
     """Runs a diffusion policy on stamp-aligned observation histories (see module docstring)."""
 
@@ -315,18 +342,13 @@ class PolicyNode(Node):
             )
 
     def inpaint_prefix(self, stamp: float) -> np.ndarray | None:
-        """Previous chunk resampled at the new chunk's first rows (model rows 0..n_obs-1+d-1)."""
-        d = self.cfg.inpaint_rows
-        if not d or self.prev_chunk is None:
+        """Prefix for the chunk stamped `stamp` from the previous chunk (None: no inpainting)."""
+        if not self.cfg.inpaint_rows or self.prev_chunk is None:
             return None
-        times, rows = self.prev_chunk
-        t_new = stamp + (np.arange(self.n_obs - 1 + d) - (self.n_obs - 1)) * self.dt
-        # Only when the rows from "now" lie within the previous prediction (rows before "now" may
-        # be clamped to its first row).
-        if t_new[self.n_obs - 1] < times[0] - 1e-6 or t_new[-1] > times[-1] + 1e-6:
+        prefix = inpaint_prefix(*self.prev_chunk, stamp, self.n_obs, self.dt, self.cfg.inpaint_rows)
+        if prefix is None:
             self.diag.count("inpainting skipped (previous chunk does not cover)")
-            return None
-        return resample_rows(times, rows, t_new).astype(np.float32)
+        return prefix
 
     def no_chunk(self, reason: str, message: str, level: int | None = None) -> None:
         """Records why this timer tick produced no chunk."""

@@ -28,7 +28,9 @@ torch.set_num_threads(1)
 
 
 def _load_artifact_module():
-    spec = importlib.util.spec_from_file_location("make_regression_artifact", PKG / "scripts" / "make_regression_artifact.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_regression_artifact", PKG / "scripts" / "make_regression_artifact.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -191,7 +193,9 @@ def test_save_load_bit_identical(tmp_path):
     assert after.config == cfg
     rng = np.random.default_rng(2)
     obs, noise = _obs(rng), rng.standard_normal((16, 3)).astype(np.float32)
-    np.testing.assert_array_equal(before.predict_action_chunk(obs, noise=noise), after.predict_action_chunk(obs, noise=noise))
+    np.testing.assert_array_equal(
+        before.predict_action_chunk(obs, noise=noise), after.predict_action_chunk(obs, noise=noise)
+    )
     after.set_num_inference_steps(4)
     assert after.predict_action_chunk(obs, noise=noise).shape == (16, 3)
 
@@ -249,7 +253,9 @@ def test_sequence_padding_matches_diffusion_policy():
         "agent_pos": np.arange(10, dtype=np.float32)[:, None],
         "episode_ends": np.array([4, 10]),
     }
-    ds = SequenceDataset(data, [0, 1], horizon=4, n_obs_steps=2, pad_before=1, pad_after=2, obs_keys=("agent_pos",))
+    ds = SequenceDataset(
+        data, [0, 1], horizon=4, n_obs_steps=2, pad_before=1, pad_after=2, obs_keys=("agent_pos",)
+    )
     # episode 0 (len 4): starts -1..2 -> 4 windows; episode 1 (len 6): starts -1..4 -> 6 windows
     assert len(ds) == 10
     obs, act = ds.get_batch(np.arange(len(ds)))
@@ -266,7 +272,13 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
     eps = []
     for e in range(6):
         sl = slice(0 if e == 0 else int(data["episode_ends"][e - 1]), int(data["episode_ends"][e]))
-        eps.append({"point_cloud": data["point_cloud"][sl], "state": data["agent_pos"][sl], "action": data["action"][sl]})
+        eps.append(
+            {
+                "point_cloud": data["point_cloud"][sl],
+                "state": data["agent_pos"][sl],
+                "action": data["action"][sl],
+            }
+        )
     save_zarr(tmp_path / "d.zarr", eps)
     loaded = load_zarr(tmp_path / "d.zarr")
     assert loaded["point_cloud"].shape == (108, 32, 3)
@@ -286,7 +298,8 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
     assert policy.config.perception == {"target_frame": "world"}
     assert (run / "checkpoints" / "epoch_0002" / "model.safetensors").exists()
     # resume: continue to 3 epochs from train_state
-    r = subprocess.run([*args[:-5], "num_epochs=3", *args[-4:]], capture_output=True, text=True, env=env, timeout=240)
+    args3 = ["num_epochs=3" if a == "num_epochs=2" else a for a in args]
+    r = subprocess.run(args3, capture_output=True, text=True, env=env, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 3
     bad = subprocess.run([*args, "bogus_key=1"], capture_output=True, text=True, env=env, timeout=120)
@@ -295,4 +308,6 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
 
 def test_core_does_not_import_rclpy():
     code = "import sys, dp_policy.core, dp_policy.train; assert 'rclpy' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin"}
+    )

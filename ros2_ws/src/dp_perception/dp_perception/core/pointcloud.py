@@ -188,7 +188,13 @@ def decode_pointcloud2(
     """
     fields = _normalize_fields(fields)
     point_step, row_step, height, width = int(point_step), int(row_step), int(height), int(width)
-    buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data
+    if isinstance(data, np.ndarray):
+        buf = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    else:
+        try:
+            buf = memoryview(data).cast("B")
+        except TypeError:  # a plain sequence of ints (slow, but still correct)
+            buf = np.asarray(data, dtype=np.uint8)
     n_bytes = buf.nbytes
     _check_layout(fields, point_step, row_step, height, width, n_bytes, max_points)
     by_name = {f[0]: f for f in fields}

@@ -157,14 +157,22 @@ def farthest_point_sample(
         return idx
     points = np.ascontiguousarray(points, dtype=np.float32)
     if backend == "fpsample":
-        if m < 4:
-            return fps_exact(points, n, start).astype(np.int64)
-        return fps_fpsample(points, n, start, h).astype(np.int64)
-    if backend == "exact":
-        return fps_exact(points, n, start).astype(np.int64)
-    if backend == "torch":
-        return fps_torch(points, n, start).astype(np.int64)
-    raise ValueError(f"fps backend must be fpsample, torch or exact. Got {backend!r}")
+        idx = fps_exact(points, n, start) if m < 4 else fps_fpsample(points, n, start, h)
+    elif backend == "exact":
+        idx = fps_exact(points, n, start)
+    elif backend == "torch":
+        idx = fps_torch(points, n, start)
+    else:
+        raise ValueError(f"fps backend must be fpsample, torch or exact. Got {backend!r}")
+    idx = np.asarray(idx, dtype=np.int64)
+    _, first = np.unique(idx, return_index=True)
+    if first.size < n:
+        # Coincident points: once every remaining distance is 0, FPS repeats samples. Keep the
+        # first occurrences in order and fill with unused indices (still n distinct indices).
+        keep = idx[np.sort(first)]
+        rest = np.setdiff1d(np.arange(m), keep, assume_unique=True)[: n - keep.size]
+        idx = np.concatenate([keep, rest])
+    return idx
 
 
 def coverage_radius(points: np.ndarray, samples: np.ndarray) -> float:

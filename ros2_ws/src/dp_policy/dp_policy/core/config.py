@@ -159,8 +159,7 @@ class PolicyConfig:
             raise ValueError(f"down_dims needs >= 2 positive sizes. Got {self.down_dims}")
         if any(d % self.n_groups for d in self.down_dims):
             raise ValueError(
-                f"every down_dims entry must be divisible by n_groups={self.n_groups}. "
-                f"Got {self.down_dims}"
+                f"every down_dims entry must be divisible by n_groups={self.n_groups}. Got {self.down_dims}"
             )
         if self.kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd. Got {self.kernel_size}")

@@ -213,7 +213,10 @@ class ConditionalResidualBlock1D(nn.Module):
         super().__init__()
         self.out_channels = out_ch
         self.blocks = nn.ModuleList(
-            [Conv1dBlock(in_ch, out_ch, kernel_size, n_groups), Conv1dBlock(out_ch, out_ch, kernel_size, n_groups)]
+            [
+                Conv1dBlock(in_ch, out_ch, kernel_size, n_groups),
+                Conv1dBlock(out_ch, out_ch, kernel_size, n_groups),
+            ]
         )
         # Sequential(Mish, Linear) keeps the published parameter names (cond_encoder.1.*).
         self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, out_ch * 2))
@@ -374,7 +377,9 @@ class ConditionalUnet1D(nn.Module):
         x = fast_conv1d(self.final_conv[1], self.final_conv[0](x))
         return x.transpose(1, 2)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, global_cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor, global_cond: torch.Tensor
+    ) -> torch.Tensor:
         """sample (B, T, input_dim), timestep (B,) float/int, global_cond (B, G) -> (B, T, input_dim)."""
         if timestep.dim() == 0:
             timestep = timestep[None]

@@ -123,7 +123,9 @@ class Policy:
         batched = state.dim() == 3
         if not batched:
             if state.dim() != 2:
-                raise ValueError(f"agent_pos must be (n_obs_steps, {cfg.state_dim}). Got {tuple(state.shape)}")
+                raise ValueError(
+                    f"agent_pos must be (n_obs_steps, {cfg.state_dim}). Got {tuple(state.shape)}"
+                )
             state = state[None]
         if state.shape[1] < cfg.n_obs_steps or state.shape[2] != cfg.state_dim:
             raise ValueError(
@@ -138,7 +140,8 @@ class Policy:
             need = cfg.encoder.point_channels
             if pc.dim() != 4 or pc.shape[1] < cfg.n_obs_steps or pc.shape[3] < need or pc.shape[2] < 1:
                 raise ValueError(
-                    f"point_cloud must be (n_obs_steps={cfg.n_obs_steps}, N, {need}). Got {tuple(pc.shape[1:])}"
+                    f"point_cloud must be (n_obs_steps={cfg.n_obs_steps}, N, {need}). "
+                    f"Got {tuple(pc.shape[1:])}"
                 )
             pc = pc[:, -cfg.n_obs_steps :, :, :need]
             if cfg.normalize_points:
@@ -190,7 +193,8 @@ class Policy:
                     p = p[None].expand(bsz, -1, -1)
                 if p.dim() != 3 or p.shape[2] != cfg.action_dim or not 0 < p.shape[1] < cfg.horizon:
                     raise ValueError(
-                        f"prefix must be (d, {cfg.action_dim}) with 0 < d < {cfg.horizon}. Got {tuple(p.shape)}"
+                        f"prefix must be (d, {cfg.action_dim}) with 0 < d < {cfg.horizon}. "
+                        f"Got {tuple(p.shape)}"
                     )
                 npre = self.normalizer.normalize("action", p.to(self.device))
             gcond = self.model.encode_obs(nobs)

@@ -83,7 +83,9 @@ def make_reach_dataset(
         n_cube = num_points // 2
         frames = []
         for _t in range(n_steps):
-            table = np.c_[rng.uniform(-TABLE_HALF, TABLE_HALF, (num_points - n_cube, 2)), np.zeros(num_points - n_cube)]
+            table = np.c_[
+                rng.uniform(-TABLE_HALF, TABLE_HALF, (num_points - n_cube, 2)), np.zeros(num_points - n_cube)
+            ]
             pc = np.concatenate([table, _cube_cloud(rng, cube, n_cube)])
             pc += rng.normal(0.0, noise_m, pc.shape)
             frames.append(rng.permutation(pc))
@@ -112,7 +114,9 @@ def initial_obs(data: dict, e: int, n_obs_steps: int) -> tuple[dict[str, np.ndar
     """Observation at the start of episode e (padded history) and the true chunk (horizon rows
     are taken by the caller from the returned full action sequence, padded like training)."""
     sl = episode_slice(data, e)
-    obs = {k: np.repeat(data[k][sl][:1], n_obs_steps, axis=0) for k in ("point_cloud", "agent_pos") if k in data}
+    obs = {
+        k: np.repeat(data[k][sl][:1], n_obs_steps, axis=0) for k in ("point_cloud", "agent_pos") if k in data
+    }
     return obs, data["action"][sl]
 
 

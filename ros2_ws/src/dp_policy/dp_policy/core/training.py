@@ -69,7 +69,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0 or self.num_epochs <= 0:
-            raise ValueError(f"batch_size and num_epochs must be > 0. Got {self.batch_size}, {self.num_epochs}")
+            raise ValueError(
+                f"batch_size and num_epochs must be > 0. Got {self.batch_size}, {self.num_epochs}"
+            )
         if not 0.0 <= self.val_ratio < 1.0:
             raise ValueError(f"val_ratio must be in [0, 1). Got {self.val_ratio}")
         if self.lr <= 0:
@@ -157,9 +159,9 @@ def normalize_data(data: dict, norm: Normalizer, cfg: PolicyConfig) -> dict:
 
 
 def _to_torch(obs: dict, action: np.ndarray, device: torch.device):
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in obs.items()}, torch.from_numpy(
-        np.ascontiguousarray(action)
-    ).to(device)
+    return {
+        k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in obs.items()
+    }, torch.from_numpy(np.ascontiguousarray(action)).to(device)
 
 
 @torch.no_grad()
@@ -207,7 +209,9 @@ def _save_train_state(path: Path, model, ema: EMAModel | None, opt, sched, step:
     path.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if ema is not None:
-        tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.averaged_model.state_dict().items()})
+        tensors.update(
+            {f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.averaged_model.state_dict().items()}
+        )
     opt_state = opt.state_dict()
     for pid, st in opt_state["state"].items():
         for name, val in st.items():
@@ -296,8 +300,14 @@ def train(
     model = DiffusionPolicyModel(pcfg).to(device)
     ema_model = copy.deepcopy(model) if cfg.use_ema else model
     ema = (
-        EMAModel(ema_model, cfg.ema_update_after_step, cfg.ema_inv_gamma, cfg.ema_power, cfg.ema_min_value,
-                 cfg.ema_max_value)  # fmt: skip
+        EMAModel(
+            ema_model,
+            cfg.ema_update_after_step,
+            cfg.ema_inv_gamma,
+            cfg.ema_power,
+            cfg.ema_min_value,
+            cfg.ema_max_value,
+        )  # fmt: skip
         if cfg.use_ema
         else None
     )
@@ -366,11 +376,15 @@ def train(
         if callback is not None:
             callback(rec)
         if rank == 0 and bar is None and "val_loss" in rec:
-            logger.info("epoch %d step %d train %.4f val %.4f", epoch, step, rec["train_loss"], rec["val_loss"])
+            logger.info(
+                "epoch %d step %d train %.4f val %.4f", epoch, step, rec["train_loss"], rec["val_loss"]
+            )
         last = epoch == cfg.num_epochs or step >= total
         if out_dir is not None and rank == 0 and (epoch % cfg.checkpoint_every == 0 or last):
             extra = {"epoch": epoch, "step": step, "val_episodes": [int(e) for e in val_eps]}
-            checkpoint = save_checkpoint(out_dir / "checkpoints" / f"epoch_{epoch:04d}", pcfg, ema_model, norm, extra)
+            checkpoint = save_checkpoint(
+                out_dir / "checkpoints" / f"epoch_{epoch:04d}", pcfg, ema_model, norm, extra
+            )
             save_checkpoint(out_dir / "latest", pcfg, ema_model, norm, extra)
             _save_train_state(out_dir / "train_state", model, ema, opt, sched, step, epoch, rng)
     if bar is not None:
