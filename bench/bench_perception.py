@@ -47,7 +47,8 @@ from dp_perception.core.preprocess import transform_crop  # noqa: E402
 from dp_perception.core.sampling import coverage_radius, fps_exact  # noqa: E402
 from dp_perception.core.synthetic import TABLETOP_CROP, tabletop_cloud  # noqa: E402
 
-SIZES = {512: 0.01, 1024: 0.0075, 4096: 0.004}  # num_points -> voxel size (m), as in perception.yaml
+# num_points -> (voxel size m, fpsample KD-tree height), as recommended in perception.yaml
+SIZES = {512: (0.01, 5), 1024: (0.0075, 5), 4096: (0.004, 7)}
 
 
 def make_raw(scene) -> RawCloud:
@@ -163,13 +164,14 @@ def bench_core(quick: bool) -> None:
         have_o3d = False
         print(f"(b) skipped: open3d not importable ({exc})")
     rows = []
-    for num_points, voxel in SIZES.items():
+    for num_points, (voxel, fps_h) in SIZES.items():
         cfg = PerceptionConfig(
             crop_min=list(TABLETOP_CROP[0]),
             crop_max=list(TABLETOP_CROP[1]),
             voxel_size=voxel,
             num_points=num_points,
             use_rgb=True,
+            fps_h=fps_h,
         )
         r = {"n": num_points, "voxel": voxel, "cpu": [], "cpu_a": []}
         run_ours(raw, cfg, transform, 3)  # warm-up

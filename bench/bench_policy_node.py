@@ -46,6 +46,7 @@ from dp_policy.policy_node import inpaint_prefix  # noqa: E402
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 N_POINTS = 1024
+ROWS = (1, 2, 3)  # published rows compared at a hand-over
 
 
 def pct(values, q) -> float:
@@ -88,15 +89,17 @@ def bench_core(ckpt: pathlib.Path, reps: int) -> None:
         "point_cloud": rng.uniform([0.2, -0.5, 0.0], [1.0, 0.5, 0.4], (2, N_POINTS, 3)).astype(np.float32),
         "agent_pos": rng.uniform(-1, 1, (2, 7)).astype(np.float32),
     }
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         policy.predict_action_chunk(obs)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     print(
         f"[1] core predict_action_chunk (simple_dp3, {N_POINTS} pts, "
         f"{policy.num_inference_steps} steps, {torch.get_num_threads()} threads, {reps} runs): "
-        f"p50 {pct(times, 50) * 1e3:.1f} ms  p99 {pct(times, 99) * 1e3:.1f} ms"
+        f"p50 {pct(times, 50) * 1e3:.1f} ms  p99 {pct(times, 99) * 1e3:.1f} ms wall; "
+        f"CPU time p50 {pct(cpu, 50) * 1e3:.1f} ms (all threads; less sensitive to other load)"
     )
 
 
@@ -245,7 +248,7 @@ def bench_handover(ckpt: pathlib.Path, n_episodes: int, train_s: float, steps: i
     data = make_reach_dataset(n_episodes=n_episodes, n_steps=24, num_points=64, seed=123)  # held out
     ends = np.concatenate([[0], data["episode_ends"]])
     rng = np.random.default_rng(5)
-    jumps = {d: [] for d in (0, 1, 2)}
+    jumps = {d: {k: [] for k in ROWS} for d in (0, 1, 2)}
     junction = {d: [] for d in (1, 2)}
     junction_base = {d: [] for d in (1, 2)}
     steps_free = []
@@ -263,9 +266,11 @@ def bench_handover(ckpt: pathlib.Path, n_episodes: int, train_s: float, steps: i
                 out = policy.predict_action_chunk(obs, generator=gen, prefix=prefix).astype(np.float64)
                 times = stamps[t] + (np.arange(cfg.horizon) - (n_obs - 1)) * dt
                 if prev is not None:
-                    t1 = stamps[t] + dt  # B's row 1 (first executed row)
-                    old = np.array([np.interp(t1, prev[0], prev[1][:, j]) for j in range(out.shape[1])])
-                    jumps[d].append(np.abs(out[n_obs] - old).max())
+                    # Published row k of B (model row n_obs-1+k) vs A resampled at its time.
+                    for k in ROWS:
+                        tk = stamps[t] + k * dt
+                        old = np.array([np.interp(tk, prev[0], prev[1][:, j]) for j in range(out.shape[1])])
+                        jumps[d][k].append(np.abs(out[n_obs - 1 + k] - old).max())
                 outs[d][t] = out
                 prev = (times, out)
         for t in outs[0]:
@@ -276,18 +281,24 @@ def bench_handover(ckpt: pathlib.Path, n_episodes: int, train_s: float, steps: i
                 junction[d].append(np.abs(r[d] - r[d - 1]).max())
                 junction_base[d].append(np.abs(rows0[d] - rows0[d - 1]).max())
     mm = 1e3
+    model = (
+        f"tiny simple_dp3 trained {steps} steps in {train_s:.0f} s on the synthetic reach task"
+        if steps > 0
+        else f"checkpoint {ckpt}"
+    )
     print(
-        f"[3] hand-over discontinuity (tiny simple_dp3 trained {steps} steps in {train_s:.0f} s on the "
-        f"synthetic reach task; {n_episodes} held-out episodes, {len(jumps[0])} hand-overs, +-10 ms jitter; "
-        f"max over xyz, mm):"
+        f"[3] hand-over discontinuity ({model}; "
+        f"{n_episodes} held-out episodes, {len(jumps[0][1])} hand-overs, "
+        "+-10 ms jitter; max over xyz, mm):"
     )
     print(f"    typical row-to-row step of a chunk: median {np.median(steps_free) * mm:.2f} mm")
+    print("    |B row k - A at that time|, mean / p95 (row 1 = first executed row):")
     for d in (0, 1, 2):
         label = "no inpainting (baseline)" if d == 0 else f"inpaint_rows {d}"
-        print(
-            f"    {label:26s} jump at first executed row: mean {np.mean(jumps[d]) * mm:.2f}  "
-            f"p95 {pct(jumps[d], 95) * mm:.2f}  max {np.max(jumps[d]) * mm:.2f}"
+        cells = "  ".join(
+            f"row {k}: {np.mean(jumps[d][k]) * mm:5.2f} / {pct(jumps[d][k], 95) * mm:5.2f}" for k in ROWS
         )
+        print(f"    {label:26s} {cells}")
     for d in (1, 2):
         print(
             f"    inpaint_rows {d}: step between row {d - 1} (inpainted) and row {d} (free): p95 "
@@ -302,31 +313,31 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer training steps")
     parser.add_argument(
-        "--node-seconds", type=float, default=0.0, help="node measurement (default 20, quick 8)"
+        "--node-seconds", type=float, default=0.0, help="node measurement (default 12, quick 5)"
     )
     parser.add_argument(
-        "--train-steps", type=int, default=0, help="hand-over model steps (default 300, quick 120)"
+        "--train-steps", type=int, default=0, help="hand-over model steps (default 120, quick 50)"
     )
     parser.add_argument("--no-node", action="store_true", help="skip the node measurement")
     parser.add_argument("--no-handover", action="store_true", help="skip the hand-over measurement")
     parser.add_argument("--handover-checkpoint", help="use this reach checkpoint instead of training one")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    seconds = args.node_seconds or (8.0 if args.quick else 20.0)
-    steps = args.train_steps or (120 if args.quick else 300)
+    seconds = args.node_seconds or (5.0 if args.quick else 12.0)
+    steps = args.train_steps or (50 if args.quick else 120)
     with tempfile.TemporaryDirectory(prefix="bench_policy_") as tmp:
         tmp = pathlib.Path(tmp)
         load = os.getloadavg()
         print(f"load average {load[0]:.1f} / {load[1]:.1f} on {os.cpu_count()} CPUs (shared machine)")
         ckpt = latency_checkpoint(tmp / "simple_dp3")
-        bench_core(ckpt, 20 if args.quick else 60)
+        bench_core(ckpt, 8 if args.quick else 20)
         if not args.no_node:
             bench_node(ckpt, seconds)
         if args.handover_checkpoint:
-            bench_handover(pathlib.Path(args.handover_checkpoint), 4 if args.quick else 10, 0.0, 0)
+            bench_handover(pathlib.Path(args.handover_checkpoint), 3 if args.quick else 5, float("nan"), -1)
         elif not args.no_handover:
             reach, train_s = train_reach(tmp / "reach", steps)
-            bench_handover(reach, 4 if args.quick else 10, train_s, steps)
+            bench_handover(reach, 3 if args.quick else 5, train_s, steps)
 
 
 if __name__ == "__main__":

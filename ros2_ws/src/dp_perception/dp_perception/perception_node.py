@@ -59,7 +59,11 @@ class PerceptionNodeConfig:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the FPS start point (deterministic output)."})
     queue_depth: int = field(
-        default=2, metadata={"help": "Subscription depth (sensor-data QoS); small, so no backlog builds."}
+        default=1,
+        metadata={
+            "help": "Subscription depth (sensor-data QoS). 1: a cloud that arrives while one is being "
+            "processed replaces any older waiting one, so the newest is processed next and no backlog builds."
+        },
     )
     error_log_period_s: float = field(
         default=2.0, metadata={"help": "Drop errors are logged at most once per period per reason, s."}

@@ -231,6 +231,12 @@ class PolicyNode(Node):
                 "node builds agent_pos from the joint positions of joint_names"
             )
         self.uses_points = "point_cloud" in tuple(pc.obs_keys)
+        if not self.uses_points:
+            # The history is aligned to cloud stamps; a state-only policy would need its own clock.
+            raise CheckpointError(
+                f"policy_node serves point-cloud policies; this checkpoint's encoder is "
+                f"{pc.encoder.type!r} (obs keys {list(pc.obs_keys)})"
+            )
         self.perception = dict(pc.perception)
         self.num_points = int(self.perception.get("num_points", pc.encoder.num_points))
         self.channels = pc.encoder.point_channels
@@ -247,8 +253,8 @@ class PolicyNode(Node):
             oh.ObsHistoryConfig(
                 n_obs_steps=self.n_obs,
                 dt=self.dt,
-                num_points=self.num_points if self.uses_points else 0,
-                point_channels=self.channels if self.uses_points else 0,
+                num_points=self.num_points,
+                point_channels=self.channels,
                 obs_timeout_s=self.cfg.obs_timeout_s,
                 future_tolerance_s=self.cfg.future_tolerance_s,
                 step_tolerance_s=min(self.cfg.step_tolerance_s, 0.49 * self.dt),
@@ -316,15 +322,12 @@ class PolicyNode(Node):
     def dummy_observation(self) -> dict:
         """A plausible observation of the checkpoint's shapes (for warm-up)."""
         rng = np.random.default_rng(0)
-        obs = {"agent_pos": np.zeros((self.n_obs, self.pcfg.state_dim), np.float32)}
-        if self.uses_points:
-            lo = np.asarray(self.perception.get("crop_min", [-0.5] * 3), np.float32)
-            hi = np.asarray(self.perception.get("crop_max", [0.5] * 3), np.float32)
-            pts = rng.uniform(lo, hi, size=(self.n_obs, self.num_points, 3)).astype(np.float32)
-            if self.channels == 6:
-                pts = np.concatenate([pts, np.full_like(pts, 0.5)], axis=-1)
-            obs["point_cloud"] = pts
-        return obs
+        lo = np.asarray(self.perception.get("crop_min", [-0.5] * 3), np.float32)
+        hi = np.asarray(self.perception.get("crop_max", [0.5] * 3), np.float32)
+        pts = rng.uniform(lo, hi, size=(self.n_obs, self.num_points, 3)).astype(np.float32)
+        if self.channels == 6:
+            pts = np.concatenate([pts, np.full_like(pts, 0.5)], axis=-1)
+        return {"agent_pos": np.zeros((self.n_obs, self.pcfg.state_dim), np.float32), "point_cloud": pts}
 
     def warmup(self) -> None:
         """Runs the policy a few times so the first real chunk has steady-state latency."""
@@ -448,8 +451,6 @@ class PolicyNode(Node):
         stamp = stamp_to_sec(msg.header.stamp)
         self.diag.set("stamp-to-now offset s", now - stamp)
         self.diag.tick("clouds")
-        if not self.uses_points:
-            return
         if self.target_frame and msg.header.frame_id != self.target_frame:
             self.reject_cloud(
                 "frame_mismatch",

@@ -15,7 +15,7 @@ from dp_policy.core.training import TrainConfig, train
 
 torch.set_num_threads(1)
 
-ARC_STEPS = 700
+ARC_STEPS = 1200
 ARC_BATCH = 64
 
 

@@ -245,7 +245,9 @@ def _load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: 
             state.setdefault(int(pid), {})[name] = v
     opt_sd["state"] = state
     opt.load_state_dict(opt_sd)
-    sched.load_state_dict(meta["sched"])
+    sched_state = dict(meta["sched"])
+    sched_state["lr_lambdas"] = [None] * len(opt.param_groups)  # the lambda is rebuilt, not stored
+    sched.load_state_dict(sched_state)
     torch.set_rng_state(tensors["torch_rng"])
     rng.bit_generator.state = meta["np_rng"]
     return int(meta["step"]), int(meta["epoch"])
