@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import pathlib
 
-from dp_common.launcher import LaunchArgument, NodeSpec, as_bool, launch_description, package_file
+from dp_common.launcher import (
+    LaunchArgument,
+    NodeSpec,
+    as_bool,
+    fastdds_profile_env,
+    launch_description,
+    package_file,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -44,9 +51,7 @@ def node_specs(args: dict) -> list[NodeSpec]:
     """The nodes of this launch file for the given argument values (strings)."""
     if not args["checkpoint"]:
         raise ValueError("robot.launch.py needs checkpoint:=/path/to/checkpoint_dir")
-    env = {
-        "FASTRTPS_DEFAULT_PROFILES_FILE": package_file("dp_perception", "config", "fastdds_shm_profile.xml")
-    }
+    env = fastdds_profile_env()
     autostart = as_bool(args["autostart"])
     joint_remap = [("joint_states", args["joint_states_topic"])]
     perception_params = [package_file("dp_perception", "config", "perception.yaml")]

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import pathlib
 
-from dp_common.launcher import LaunchArgument, NodeSpec, as_bool, launch_description, package_file
+from dp_common.launcher import (
+    LaunchArgument,
+    NodeSpec,
+    as_bool,
+    fastdds_profile_env,
+    launch_description,
+    package_file,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,18 +42,11 @@ ARGUMENTS = [
 ]
 
 
-def fastdds_env() -> dict:
-    """Environment that applies the Fast DDS large shared-memory profile to a process."""
-    return {
-        "FASTRTPS_DEFAULT_PROFILES_FILE": package_file("dp_perception", "config", "fastdds_shm_profile.xml")
-    }
-
-
 def node_specs(args: dict) -> list[NodeSpec]:
     """The nodes of this launch file for the given argument values (strings)."""
     sim_time = {"use_sim_time": True}
     autostart = as_bool(args["autostart"])
-    env = fastdds_env()
+    env = fastdds_profile_env()
     specs = [
         NodeSpec(
             "dp_sim",

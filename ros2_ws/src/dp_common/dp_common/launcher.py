@@ -116,6 +116,17 @@ def package_file(package: str, *parts: str) -> str:
     return str(REPO_ROOT / "ros2_ws" / "src" / package / pathlib.Path(*parts))
 
 
+def fastdds_profile_env() -> dict:
+    """Environment that puts the Fast DDS large shared-memory profile in effect in a process.
+
+    Both variable names are set: FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3, Kilted) and the older
+    FASTRTPS_DEFAULT_PROFILES_FILE (Humble, Jazzy). The profile must be in effect on the publisher's
+    side too (camera driver or simulator).
+    """
+    path = package_file("dp_perception", "config", "fastdds_shm_profile.xml")
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": path, "FASTRTPS_DEFAULT_PROFILES_FILE": path}
+
+
 def launch_description(arguments: Sequence[LaunchArgument], node_specs_fn):
     """Builds a launch.LaunchDescription from dp's argument list and node_specs function.
 

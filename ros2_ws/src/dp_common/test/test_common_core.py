@@ -85,8 +85,11 @@ def test_declare_config_roundtrip(rclpy_context):
     node = Node(
         "cfg_node",
         context=rclpy_context,
-        parameter_overrides=[Parameter("rate_hz", value=5), Parameter("joints", value=["a", "b"]),
-                             Parameter("lower", value=[1.0, 2.0])],
+        parameter_overrides=[
+            Parameter("rate_hz", value=5),
+            Parameter("joints", value=["a", "b"]),
+            Parameter("lower", value=[1.0, 2.0]),
+        ],
     )
     try:
         cfg = declare_config(node, _DemoConfig)
