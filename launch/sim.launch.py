@@ -86,7 +86,9 @@ def node_specs(args: dict) -> list[NodeSpec]:
             "control_node",
             parameters=[
                 package_file("dp_control", "config", "control.yaml"),
-                {**sim_time, "backend": args["backend"], "autostart": autostart},
+                # The simulated expert's targets lead the arm by up to ~0.2 rad (0.1 s of motion); the
+                # robot default of 0.15 rad would refuse some of the policy's first chunks.
+                {**sim_time, "backend": args["backend"], "autostart": autostart, "max_start_distance": 0.3},
             ],
             env=env,
         ),

@@ -229,8 +229,11 @@ def test_policy_node_chunks_bad_input_and_recovery(rclpy_context, checkpoint):
         assert g.activate.wait_for_service(timeout_sec=5)
         fut = g.activate.call_async(SetBool.Request(data=True))
         assert spin_until(g.ex, fut.done, timeout_s=10) and fut.result().success
-        chunks, _ = g.step(joints=["j1", "j2"], positions=[0.0, 0.0])
-        assert not chunks and "['j3']" in g.status().message
+        # Activation starts a fresh history: it needs n_obs_steps clouds before a chunk is possible.
+        for _ in range(3):
+            chunks, _ = g.step(joints=["j1", "j2"], positions=[0.0, 0.0])
+            assert not chunks
+        assert "['j3']" in g.status().message
 
         # --- good data: one chunk per timer period, equal to the core's output
         stamps = []

@@ -144,7 +144,7 @@ def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: flo
     # from the measured state; a pre-reset measurement would be far from the new pose).
     t_reset = mgr.now()
     mgr.actual.clear()
-    _spin_until(executor, lambda: bool(mgr.actual) and mgr.actual[-1][0] >= t_reset + 0.2, 30.0, runner)
+    _spin_until(executor, lambda: bool(mgr.actual) and mgr.actual[-1][0] >= t_reset + 0.4, 30.0, runner)
     t0_sim, t0_wall = mgr.now(), time.monotonic()
     mgr.actual.clear()
     mgr.commanded.clear()
