@@ -31,6 +31,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "ros2_ws" / "src" / "dp_perception"
 PROFILE = PKG / "config" / "fastdds_shm_profile.xml"
 sys.path.insert(0, str(PKG))
+# Single-threaded BLAS for everyone: on this shared 2-core machine a threaded (N, 3) @ (3, 3) matmul
+# in the DP3 baseline spins and ran 14x slower under load, which would flatter our ratios. Our
+# pipeline uses no BLAS. Set before numpy is imported.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
 sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "dp_common"))
 
 import numpy as np  # noqa: E402
