@@ -170,8 +170,9 @@ def as_bool(value: str) -> bool:
     raise ValueError(f"expected true or false. Got '{value}'")
 
 
-def _params_file(values: dict, tmpdir: pathlib.Path, index: int) -> pathlib.Path:
-    path = tmpdir / f"params_{index}.yaml"
+def _params_file(values: dict, tmpdir: pathlib.Path, tag: str) -> pathlib.Path:
+    # One file per node and position: nodes read their files after start-up, so none may be reused.
+    path = tmpdir / f"params_{tag}.yaml"
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
     return path
 
@@ -183,7 +184,7 @@ def ros_args(spec: NodeSpec, tmpdir: pathlib.Path) -> list[str]:
         args += ["-r", f"__ns:={spec.namespace}"]
     for i, p in enumerate(spec.parameters):
         if isinstance(p, dict):
-            p = _params_file(p, tmpdir, i + 1000 * id(spec) % 997)
+            p = _params_file(p, tmpdir, f"{spec.node_name}_{i}")
         path = pathlib.Path(p)
         if not path.is_file():
             raise FileNotFoundError(f"parameter file {path} of node {spec.node_name} does not exist")

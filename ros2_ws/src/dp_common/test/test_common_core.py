@@ -139,3 +139,21 @@ def test_diagnostics_reporter_publishes(rclpy_context):
         executor.shutdown()
         node.destroy_node()
         listener.destroy_node()
+
+
+def test_launcher_writes_one_parameter_file_per_node(tmp_path):
+    import yaml
+
+    from dp_common.launcher import NodeSpec, ros_args
+
+    specs = [NodeSpec("pkg", f"exe{k}", parameters=[{"value": k}, {"other": -k}]) for k in range(20)]
+    files = []
+    for spec in specs:
+        args = ros_args(spec, tmp_path)
+        files.append([args[i + 1] for i, a in enumerate(args) if a == "--params-file"])
+    flat = [f for fs in files for f in fs]
+    assert len(set(flat)) == len(flat) == 40
+    for k, (first, second) in enumerate(files):
+        assert yaml.safe_load(open(first))["/**"]["ros__parameters"] == {"value": k}
+        assert yaml.safe_load(open(second))["/**"]["ros__parameters"] == {"other": -k}
+    assert ros_args(specs[3], tmp_path)[:3] == ["--ros-args", "-r", "__node:=exe3"]

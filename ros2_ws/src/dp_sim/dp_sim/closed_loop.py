@@ -64,6 +64,7 @@ class EpisodeManager:
         self.actual: list[tuple[float, list[float]]] = []
         self.commanded: list[tuple[float, list[float]]] = []
         self.chunks = 0
+        self.last_command_wall = 0.0
         self.joint_names: list[str] = []
         n.create_subscription(String, "sim/episode_status", self._on_status, reliable_qos(10))
         n.create_subscription(JointState, "joint_states", self._on_js, reliable_qos(50))
@@ -91,6 +92,7 @@ class EpisodeManager:
             self.actual.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, list(msg.position)))
 
     def _on_traj(self, msg) -> None:
+        self.last_command_wall = time.monotonic()
         if msg.points and self.joint_names:
             order = {name: i for i, name in enumerate(msg.joint_names)}
             if all(j in order for j in self.joint_names):
@@ -128,6 +130,10 @@ def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: flo
     """Runs one seeded episode; returns its outcome."""
     _call(executor, mgr.policy_srv, False, runner)
     _call(executor, mgr.control_srv, False, runner)
+    # Control brakes to rest before going inactive and keeps commanding until then: reset only once
+    # its commands have stopped, or a late command would pull the arm back to the old pose.
+    mgr.last_command_wall = time.monotonic()
+    _spin_until(executor, lambda: time.monotonic() - mgr.last_command_wall > 0.5, 10.0, runner)
     mgr.status = None
     mgr.reset_pub.publish(mgr._Int64(data=seed))
     ok = _spin_until(

@@ -203,7 +203,10 @@ class SimNode(Node):
             js = JointState(header=self._header(""), name=list(JOINT_NAMES))
             js.position = q_target.tolist()
             self.pub_expert.publish(js)
-        q = self.follower.sample(self.now_s)
+        # The command for the end of this step: sampling at its start would, when a trajectory
+        # arrives every tick with its first point one tick ahead (as control_node sends them), always
+        # return the position held on arrival and the arm would never move.
+        q = self.follower.sample(self.now_s + cfg.tick_s)
         if q is not None:
             self.scene.set_command(q)
         self.scene.step(cfg.tick_s)
