@@ -34,6 +34,13 @@ ARGUMENTS = [
         "control backend: trajectory (joint_trajectory_controller topic) or position "
         "(forward_position_controller)",
     ),
+    LaunchArgument(
+        "handover",
+        "ensemble",
+        "control hand-over between chunks: replace, blend or ensemble (ACT temporal ensembling; "
+        "the shipped policy hovers above the cube with replace, see its MODEL_CARD.md)",
+    ),
+    LaunchArgument("policy_rate_hz", "10.0", "policy inference rate on the sim clock (Hz)"),
     LaunchArgument("real_time_factor", "1.0", "simulated seconds per wall-clock second"),
     LaunchArgument("seed", "0", "seed of the first simulated episode (object poses)"),
     LaunchArgument("autostart", "true", "activate policy and control at start-up"),
@@ -88,7 +95,13 @@ def node_specs(args: dict) -> list[NodeSpec]:
                 package_file("dp_control", "config", "control.yaml"),
                 # The simulated expert's targets lead the arm by up to ~0.2 rad (0.1 s of motion); the
                 # robot default of 0.15 rad would refuse some of the policy's first chunks.
-                {**sim_time, "backend": args["backend"], "autostart": autostart, "max_start_distance": 0.3},
+                {
+                    **sim_time,
+                    "backend": args["backend"],
+                    "autostart": autostart,
+                    "max_start_distance": 0.3,
+                    "handover": args["handover"],
+                },
             ],
             env=env,
         ),

@@ -247,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated seconds per wall second (sized so every stage keeps up on 2 cores)",
     )
     ap.add_argument("--backend", default="trajectory", choices=["trajectory", "position"])
+    ap.add_argument(
+        "--handover",
+        default="replace",
+        choices=["replace", "blend", "ensemble"],
+        help="control hand-over between consecutive chunks",
+    )
+    ap.add_argument("--policy-rate-hz", type=float, default=10.0, help="policy inference rate (sim clock)")
     ap.add_argument("--out", default=str(REPO / "out" / "demo"), help="report directory")
     ap.add_argument(
         "--startup-timeout", type=float, default=180.0, help="wall seconds for the nodes to come up"
@@ -277,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             f"real_time_factor:={args.real_time_factor}",
             f"backend:={args.backend}",
             f"seed:={args.seed_start}",
+            f"handover:={args.handover}",
+            f"policy_rate_hz:={args.policy_rate_hz}",
             "autostart:=false",
         ],
     )
