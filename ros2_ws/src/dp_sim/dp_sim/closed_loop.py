@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="trajectory", choices=["trajectory", "position"])
     ap.add_argument(
         "--handover",
-        default="replace",
+        default="ensemble",
         choices=["replace", "blend", "ensemble"],
         help="control hand-over between consecutive chunks",
     )
