@@ -68,7 +68,8 @@ fi
 build_stamp="$ROOT/ros2_ws/install/.dp-build-stamp"
 need_build=1
 if [[ -f "$build_stamp" && -f "$ROOT/ros2_ws/install/setup.sh" ]]; then
-  if [[ -z "$(find "$ROOT/ros2_ws/src" -newer "$build_stamp" -not -path '*/__pycache__*' \
+  # Files only: a directory's mtime changes when Python writes __pycache__ into it.
+  if [[ -z "$(find "$ROOT/ros2_ws/src" -type f -newer "$build_stamp" -not -path '*/__pycache__*' \
               -not -name '*.pyc' -print -quit)" ]]; then
     need_build=0
   fi
