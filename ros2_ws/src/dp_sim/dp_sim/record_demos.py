@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dp_sim.core.cloud import encode_cloud
+from dp_perception.core.pointcloud import encode_xyz
 from dp_sim.core.expert import ExpertConfig, ReachExpert
 from dp_sim.core.robot import JOINT_NAMES
 from dp_sim.core.scene import SimConfig, SimScene
@@ -71,17 +71,17 @@ class _BagTypes:
         return self.Header(stamp=self.stamp(t), frame_id=frame)
 
     def cloud(self, t: float, xyz: np.ndarray, rgb: np.ndarray | None):
-        data, fields, step = encode_cloud(xyz, rgb)
-        pf = [self.PointField(name=n, offset=o, datatype=7, count=1) for n, o in fields]
+        raw = encode_xyz(np.asarray(xyz, dtype=np.float32).reshape(-1, 3), rgb)
+        pf = [self.PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in raw.fields]
         return self.PointCloud2(
             header=self.header(t, CAMERA_FRAME),
-            height=1,
-            width=int(xyz.shape[0]),
+            height=raw.height,
+            width=raw.width,
             fields=pf,
-            is_bigendian=False,
-            point_step=step,
-            row_step=step * int(xyz.shape[0]),
-            data=data,
+            is_bigendian=raw.is_bigendian,
+            point_step=raw.point_step,
+            row_step=raw.row_step,
+            data=np.frombuffer(raw.data, dtype=np.uint8),
             is_dense=True,
         )
 

@@ -20,7 +20,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E
 
 from dp_common.qos import latched_qos, reliable_qos, sensor_qos  # noqa: E402
 from dp_common.testing import spin_until  # noqa: E402
-from dp_sim.conversions import msg_to_xyz  # noqa: E402
+from dp_perception.conversions import cloud_msg_to_numpy  # noqa: E402
 from dp_sim.core.robot import JOINT_NAMES  # noqa: E402
 from dp_sim.sim_node import SimNode  # noqa: E402
 
@@ -82,17 +82,19 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
         assert "<robot" in got["desc"][0].data
         cloud = got["points"][-1]
         assert cloud.header.frame_id == "camera_optical_frame"
-        xyz = msg_to_xyz(cloud)
+        # the documented layout, decoded by the perception stage (xyz + packed rgb)
+        assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
+            ("x", 0, 7),
+            ("y", 4, 7),
+            ("z", 8, 7),
+            ("rgb", 12, 7),
+        ]
+        dec = cloud_msg_to_numpy(cloud)
+        xyz = dec.xyz
         assert xyz.shape[0] > 500 and np.all(xyz[:, 2] > 0)
-        try:  # the perception stage decodes our clouds (xyz + packed rgb)
-            from dp_perception.conversions import cloud_msg_to_numpy
-        except ImportError:
-            cloud_msg_to_numpy = None
-        if cloud_msg_to_numpy is not None:
-            dec = cloud_msg_to_numpy(cloud)
-            np.testing.assert_allclose(np.asarray(dec.xyz), xyz)
-            rgb = dec.rgb()
-            assert rgb.shape == xyz.shape and 0.0 <= rgb.min() and rgb.max() <= 1.0
+        assert cloud.is_dense
+        rgb = dec.rgb()
+        assert rgb.shape == xyz.shape and 0.0 <= rgb.min() and rgb.max() <= 1.0
         img = got["image"][-1]
         assert (img.height, img.width, img.encoding) == (60, 80, "rgb8")
         assert json.loads(got["status"][-1].data)["seed"] == 5
