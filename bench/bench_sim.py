@@ -23,8 +23,8 @@ for pkg in ("dp_sim", "dp_common", "dp_perception"):
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+from dp_perception.core.pointcloud import encode_xyz  # noqa: E402
 from dp_sim.core import ReachExpert, SimConfig, SimScene  # noqa: E402
-from dp_sim.core.cloud import encode_cloud  # noqa: E402
 
 
 def _ms(samples: list[float]) -> str:
@@ -52,7 +52,7 @@ def bench_camera(width: int, height: int, n: int = 100) -> dict:
     depth, color = scene.render_images(rgb=True)
     cloud = timeit(lambda: scene.depth_to_cloud(depth, color), n)
     xyz, rgb = scene.depth_to_cloud(depth, color)
-    enc = timeit(lambda: encode_cloud(xyz, rgb).__len__(), n)
+    enc = timeit(lambda: encode_xyz(xyz, rgb), n)
     scene.close()
     return {
         "size": f"{width}x{height}",
