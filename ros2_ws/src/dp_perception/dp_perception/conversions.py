@@ -6,20 +6,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from dp_perception.core.pointcloud import DecodedCloud, RawCloud, decode_pointcloud2, encode_points
-
-
-def cloud_msg_to_raw(msg: PointCloud2) -> RawCloud:
-    """The layout and buffer of a PointCloud2 (the buffer is not copied)."""
-    return RawCloud(
-        fields=[(f.name, f.offset, f.datatype, f.count) for f in msg.fields],
-        point_step=msg.point_step,
-        row_step=msg.row_step,
-        height=msg.height,
-        width=msg.width,
-        is_bigendian=bool(msg.is_bigendian),
-        data=msg.data,
-    )
+from dp_perception.core.pointcloud import DecodedCloud, RawCloud, decode_cloud_message, encode_points
 
 
 def cloud_msg_to_numpy(msg: PointCloud2, max_points: int | None = None) -> DecodedCloud:
@@ -28,17 +15,7 @@ def cloud_msg_to_numpy(msg: PointCloud2, max_points: int | None = None) -> Decod
     Raises:
         dp_perception.core.PerceptionError (ValueError) for malformed or unsupported layouts.
     """
-    raw = cloud_msg_to_raw(msg)
-    return decode_pointcloud2(
-        raw.fields,
-        raw.point_step,
-        raw.row_step,
-        raw.height,
-        raw.width,
-        raw.is_bigendian,
-        raw.data,
-        max_points=max_points,
-    )
+    return decode_cloud_message(msg, max_points=max_points)
 
 
 def raw_to_cloud_msg(raw: RawCloud, header: Header) -> PointCloud2:

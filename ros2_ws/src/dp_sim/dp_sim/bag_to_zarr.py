@@ -69,7 +69,7 @@ def read_bag(
     """Read the clouds, joint states, commands and static transforms of one bag."""
     from rosbags.highlevel import AnyReader
 
-    from dp_perception.core.pointcloud import decode_pointcloud2
+    from dp_perception.core.pointcloud import decode_cloud_message
 
     cloud_t, clouds, frame = [], [], ""
     st_t, st, ac_t, ac = [], [], [], []
@@ -83,15 +83,7 @@ def read_bag(
         for conn, _t, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.topic == cloud_topic:
-                dec = decode_pointcloud2(
-                    msg.fields,
-                    msg.point_step,
-                    msg.row_step,
-                    msg.height,
-                    msg.width,
-                    msg.is_bigendian,
-                    msg.data,
-                )
+                dec = decode_cloud_message(msg)
                 cloud_t.append(_stamp(msg.header))
                 clouds.append((np.array(dec.xyz, dtype=np.float32), dec.rgb()))
                 frame = msg.header.frame_id

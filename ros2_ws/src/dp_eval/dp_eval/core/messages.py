@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dp_perception.core.pointcloud import decode_pointcloud2, encode_points, encode_xyz
+from dp_perception.core.pointcloud import decode_cloud_message, encode_points, encode_xyz
 
 
 def ns_to_s(t_ns: int) -> float:
@@ -106,16 +106,7 @@ class Cloud:
 
 def decode_cloud(msg, max_points: int | None = None) -> Cloud:
     """rosbags PointCloud2 -> Cloud (views of the message bytes where possible)."""
-    dec = decode_pointcloud2(
-        msg.fields,
-        msg.point_step,
-        msg.row_step,
-        msg.height,
-        msg.width,
-        msg.is_bigendian,
-        np.asarray(msg.data, dtype=np.uint8),
-        max_points=max_points,
-    )
+    dec = decode_cloud_message(msg, max_points=max_points)
     return Cloud(stamp_s(msg.header), msg.header.frame_id, dec.xyz, dec.rgb_packed)
 
 

@@ -242,18 +242,27 @@ def decode_pointcloud2(
     return DecodedCloud(xyz=xyz, rgb_packed=rgb_packed, height=height, width=width)
 
 
-def decode_raw(raw: RawCloud, *, max_points: int | None = None) -> DecodedCloud:
-    """decode_pointcloud2 over a RawCloud."""
+def decode_cloud_message(msg, *, max_points: int | None = None) -> DecodedCloud:
+    """decode_pointcloud2 over anything shaped like a PointCloud2 (no ROS import).
+
+    Works for a RawCloud, an rclpy sensor_msgs/PointCloud2 and a rosbags-deserialized one: it reads
+    the attributes fields, point_step, row_step, height, width, is_bigendian and data.
+    """
     return decode_pointcloud2(
-        raw.fields,
-        raw.point_step,
-        raw.row_step,
-        raw.height,
-        raw.width,
-        raw.is_bigendian,
-        raw.data,
+        msg.fields,
+        msg.point_step,
+        msg.row_step,
+        msg.height,
+        msg.width,
+        bool(msg.is_bigendian),
+        msg.data,
         max_points=max_points,
     )
+
+
+def decode_raw(raw: RawCloud, *, max_points: int | None = None) -> DecodedCloud:
+    """decode_pointcloud2 over a RawCloud."""
+    return decode_cloud_message(raw, max_points=max_points)
 
 
 def _rgb_fields(by_name) -> list[str]:
