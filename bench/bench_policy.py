@@ -27,7 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dp_policy"))
 
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig  # noqa: E402
-from dp_policy.core.reference import reference_sample, reference_unet_forward  # noqa: E402
+from dp_policy.core.reference import (  # noqa: E402
+    reference_encode_obs,
+    reference_sample,
+    reference_unet_forward,
+)
 from dp_policy.core.synthetic import make_reach_dataset, true_chunk  # noqa: E402
 from dp_policy.core.training import TrainConfig, train  # noqa: E402
 
@@ -119,7 +123,7 @@ def bench_flow_steps_dp3(reps: int) -> None:
 
 
 def bench_train_step(reps: int) -> None:
-    """simple_dp3 training step, batch 128, 512 points: ours vs published forward."""
+    """simple_dp3 training step, batch 128, 512 points: ours vs the published encoder + U-Net pattern."""
     torch.manual_seed(0)
     cfg = PolicyConfig.preset("simple_dp3")
     model = DiffusionPolicyModel(cfg)
@@ -134,7 +138,7 @@ def bench_train_step(reps: int) -> None:
         opt.step()
 
     def baseline():
-        gcond = model.encode_obs(obs)
+        gcond = reference_encode_obs(model, obs)
         noise = torch.randn_like(act)
         t = torch.randint(0, cfg.num_train_timesteps, (128,))
         noisy = model.train_scheduler.add_noise(act, noise, t)

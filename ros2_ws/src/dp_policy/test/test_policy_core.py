@@ -18,7 +18,7 @@ from dp_policy.core.checkpoint import load_checkpoint, save_checkpoint
 from dp_policy.core.dataset import SequenceDataset, load_zarr, save_zarr, split_episodes
 from dp_policy.core.modules import prepare_fast_convs
 from dp_policy.core.noise import DDIMTable, make_inference_scheduler
-from dp_policy.core.reference import reference_sample
+from dp_policy.core.reference import reference_encode_obs, reference_sample
 from dp_policy.core.synthetic import make_reach_dataset
 
 PKG = Path(__file__).resolve().parents[1]
@@ -124,6 +124,32 @@ def test_state_dict_uses_published_names():
         "model.final_conv.1.weight",
     ):
         assert k in keys, k
+
+
+@pytest.mark.parametrize("use_rgb", [False, True])
+def test_critical_point_backward_matches_full_backward(use_rgb):
+    """Training differentiates the point MLP over the max-pool winners only: same features, same
+    gradients as differentiating every point (the published pattern)."""
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(encoder={"out_dim": 16, "state_mlp_dims": [16, 16], "num_points": 200, "use_rgb": use_rgb})
+    net = DiffusionPolicyModel(cfg)
+    c = 6 if use_rgb else 3
+    nobs = {"point_cloud": torch.rand(6, 2, 200, c) * 2 - 1, "agent_pos": torch.rand(6, 2, 3)}
+    w = torch.randn(6, cfg.global_cond_dim)
+    grads = []
+    for encode in (reference_encode_obs, DiffusionPolicyModel.encode_obs):
+        net.zero_grad()
+        feats = encode(net, nobs)
+        (feats * w).sum().backward()
+        grads.append((feats.detach(), [p.grad.clone() for p in net.obs_encoder.parameters()]))
+    (f_ref, g_ref), (f_new, g_new) = grads
+    torch.testing.assert_close(f_new, f_ref, rtol=0, atol=1e-6)
+    assert len(g_ref) == len(g_new) and all(g.abs().sum() > 0 for g in g_new)
+    for a, b in zip(g_new, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # in evaluation (no autograd) the encoder pools over every point
+    with torch.no_grad():
+        torch.testing.assert_close(net.encode_obs(nobs), f_ref, rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- schedulers / sampling

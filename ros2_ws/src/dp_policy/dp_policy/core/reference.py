@@ -23,6 +23,23 @@ def _res_block(blk: ConditionalResidualBlock1D, x: torch.Tensor, cond: torch.Ten
     return out + blk.residual_conv(x)
 
 
+def reference_encode_obs(net: DiffusionPolicyModel, nobs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Published DP3 encoder pattern: the point MLP and max-pool differentiated over every point.
+
+    Same weights and features as ``net.encode_obs``; the latter backpropagates through the critical
+    points only (see :class:`dp_policy.core.modules.PointNetExtractor`).
+    """
+    n = net.cfg.n_obs_steps
+    enc = net.obs_encoder
+    flat = {k: v[:, :n].reshape(-1, *v.shape[2:]) for k, v in nobs.items() if k in net.cfg.obs_keys}
+    feats = [enc.state_mlp(flat["agent_pos"])]
+    if "point_cloud" in flat:
+        ext = enc.extractor
+        pts = flat["point_cloud"][..., : enc.cfg.point_channels]
+        feats.insert(0, ext.final_projection(ext.mlp(pts).amax(dim=1)))
+    return torch.cat(feats, dim=-1).reshape(nobs["agent_pos"].shape[0], -1)
+
+
 def reference_unet_forward(
     unet: ConditionalUnet1D, sample: torch.Tensor, timestep: torch.Tensor, global_cond: torch.Tensor
 ) -> torch.Tensor:
