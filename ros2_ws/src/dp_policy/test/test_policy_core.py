@@ -131,7 +131,8 @@ def test_critical_point_backward_matches_full_backward(use_rgb):
     """Training differentiates the point MLP over the max-pool winners only: same features, same
     gradients as differentiating every point (the published pattern)."""
     torch.manual_seed(0)
-    cfg = _tiny_cfg(encoder={"out_dim": 16, "state_mlp_dims": [16, 16], "num_points": 200, "use_rgb": use_rgb})
+    enc = {"out_dim": 16, "state_mlp_dims": [16, 16], "num_points": 200, "use_rgb": use_rgb}
+    cfg = _tiny_cfg(encoder=enc)
     net = DiffusionPolicyModel(cfg)
     c = 6 if use_rgb else 3
     nobs = {"point_cloud": torch.rand(6, 2, 200, c) * 2 - 1, "agent_pos": torch.rand(6, 2, 3)}

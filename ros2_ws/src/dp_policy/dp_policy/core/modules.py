@@ -82,7 +82,6 @@ class PointNetExtractor(nn.Module):
         feat = self.mlp(sub).gather(1, pos[:, None, :]).squeeze(1)
         return self.final_projection(feat)
 
-
     def _winners(self, points: torch.Tensor) -> torch.Tensor:
         """(M, N, C) -> (M, D) per-channel argmax point of the MLP output (no autograd).
 
