@@ -25,6 +25,7 @@ import hashlib
 import math
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,14 @@ class PolicyNodeConfig:
     checkpoint: str = field(default="", metadata=_help("Checkpoint directory (config.json + weights)."))
     device: str = field(default="auto", metadata=_help("auto (cuda when available) | cuda | cpu."))
     rate_hz: float = field(default=10.0, metadata=_help("Inference timer rate on the node clock, Hz."))
+    sync_wait_s: float = field(
+        default=0.0,
+        metadata=_help(
+            "Camera sync: a timer tick that expects the next cloud within this time waits for it and "
+            "runs inference on its arrival (one chunk per tick, on a fresher cloud: cloud stamp -> "
+            "chunk latency = inference instead of up to a camera period more); 0 = run at the tick."
+        ),
+    )
     obs_timeout_s: float = field(
         default=0.5, metadata=_help("Newest cloud older than this (now - stamp): no chunk, s.")
     )
@@ -116,7 +125,7 @@ class PolicyNodeConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be > 0. Got {value}")
-        for name in ("future_tolerance_s", "step_tolerance_s", "joint_tolerance_s"):
+        for name in ("future_tolerance_s", "step_tolerance_s", "joint_tolerance_s", "sync_wait_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be >= 0 s. Got {value}")
@@ -236,6 +245,7 @@ class PolicyNode(Node):
                 f"checkpoint state_dim {pc.state_dim} != {len(self.joint_names)} joint_names: the "
                 "node builds agent_pos from the joint positions of joint_names"
             )
+        self.delta_actions = pc.action_space == "joint_position_delta"
         self.uses_points = "point_cloud" in tuple(pc.obs_keys)
         if not self.uses_points:
             # The history stays aligned to cloud stamps: the camera is the observation clock, and the
@@ -276,6 +286,8 @@ class PolicyNode(Node):
         self.perception_checked = False
         self._last_now = -math.inf
         self._last_reason = ""
+        self._arrivals: deque[float] = deque(maxlen=9)  # node-clock arrival times of accepted clouds
+        self._waiting_since: float | None = None  # a tick is waiting for the next cloud (sync_wait_s)
         # Message / tick counters (for tests and introspection).
         self.timer_ticks = 0
         self.clouds_received = 0
@@ -379,13 +391,39 @@ class PolicyNode(Node):
             self.history.clear()
             self.joints = JointStateBuffer(history_s=self.joints.history_s)
             self.prev_chunk = None
+            self._arrivals.clear()
+            self._waiting_since = None
         self._last_now = now
 
+    def expected_next_cloud(self) -> float | None:
+        """Node-clock time the next cloud should arrive (median of recent arrival intervals)."""
+        if len(self._arrivals) < 3:
+            return None
+        period = float(np.median(np.diff(np.asarray(self._arrivals))))
+        return self._arrivals[-1] + period if period > 0 else None
+
     def on_timer(self) -> None:
-        """One inference on the newest complete history (never queued)."""
+        """One inference per tick on the newest complete history (never queued).
+
+        With ``sync_wait_s`` > 0 a tick that expects the next cloud within that time leaves the
+        inference to that cloud's arrival (see :meth:`on_cloud`); if it has not come by the next
+        tick, that tick runs on what there is.
+        """
         self.timer_ticks += 1
         now = now_sec(self)
         self.check_clock(now)
+        if self._waiting_since is not None:
+            self._waiting_since = None
+            self.diag.count("sync waits expired (no cloud by the next tick)")
+        elif self.cfg.sync_wait_s > 0 and self.active and not self.refusal:
+            nxt = self.expected_next_cloud()
+            if nxt is not None and 0.0 <= nxt - now <= self.cfg.sync_wait_s:
+                self._waiting_since = now
+                return
+        self.infer(now)
+
+    def infer(self, now: float) -> None:
+        """Runs the policy on the newest complete history at node time `now` and publishes."""
         if not self.active:
             self.no_chunk("inactive", "inactive: call ~/activate (std_srvs/SetBool)")
             return
@@ -400,10 +438,17 @@ class PolicyNode(Node):
             self.no_chunk(exc.reason, str(exc), None if exc.reason == oh.UNCHANGED else level)
             return
         self.diag.set("observation age s", now - obs.stamp)
+        policy_input = obs.as_policy_input()
+        # Delta policies predict targets minus the joint positions at "now" (the newest observation).
+        base = policy_input["agent_pos"][-1] if self.delta_actions else None
         prefix = self.inpaint_prefix(obs.stamp)
+        if prefix is not None and base is not None:
+            prefix = (prefix - base).astype(np.float32)
         t0 = time.perf_counter()
         try:
-            actions = self.predict(obs.as_policy_input(), self.chunk_id, prefix)
+            actions = self.predict(policy_input, self.chunk_id, prefix)
+            if base is not None:
+                actions = (actions + base).astype(np.float32)
         except Exception as exc:  # a failing forward pass must not kill the node
             self.no_chunk("inference_error", f"inference failed: {type(exc).__name__}: {exc}", ERROR)
             self.history.mark_used(obs)
@@ -430,7 +475,7 @@ class PolicyNode(Node):
         msg.header.stamp = sec_to_stamp(stamp)
         msg.chunk_id = self.chunk_id
         msg.policy_id = self.policy_id
-        msg.action_space = self.pcfg.action_space
+        msg.action_space = "joint_position"  # delta policies were converted to absolute targets
         msg.joint_names = list(self.joint_names)
         msg.dt = self.dt
         msg.horizon = rows.shape[0]
@@ -470,8 +515,15 @@ class PolicyNode(Node):
             self.history.add_cloud(stamp, points, now)
         except oh.ObservationError as exc:
             self.reject_cloud(exc.reason, str(exc))
+            return
         except ValueError as exc:  # PerceptionError: malformed PointCloud2
             self.reject_cloud(oh.BAD_CLOUD, f"cannot decode dp/points: {exc}")
+            return
+        self._arrivals.append(now)
+        if self._waiting_since is not None:  # a tick waited for this cloud (sync_wait_s)
+            self.diag.latency("sync wait", now - self._waiting_since)
+            self._waiting_since = None
+            self.infer(now)
 
     def reject_cloud(self, reason: str, message: str) -> None:
         """Counts, reports and logs (throttled) a refused cloud."""

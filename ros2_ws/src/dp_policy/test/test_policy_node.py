@@ -56,11 +56,12 @@ URDF = """<robot name="arm3">
 </robot>"""
 
 
-def make_checkpoint(path, num_points=N_POINTS):
+def make_checkpoint(path, num_points=N_POINTS, action_space="joint_position"):
     """A tiny simple_dp3 checkpoint written with the core's checkpoint writer (random init)."""
     torch.manual_seed(0)
     cfg = PolicyConfig.preset(
         "simple_dp3",
+        action_space=action_space,
         state_dim=3,
         action_dim=3,
         joint_names=JOINTS,
@@ -165,6 +166,8 @@ class Graph:
         pts = cloud_of(stamp) if points is None else points
         n_js, n_clouds = self.node.joint_states_received, self.node.clouds_received
         self.js_pub.publish(js)
+        # joints first: a cloud may trigger inference on arrival (sync_wait_s)
+        assert spin_until(self.ex, lambda: self.node.joint_states_received > n_js, timeout_s=10)
         self.cloud_pub.publish(numpy_to_cloud_msg(pts, Header(frame_id=frame, stamp=sec_to_stamp(stamp))))
         assert spin_until(
             self.ex,
@@ -323,6 +326,53 @@ def test_policy_node_refuses_checkpoint_with_other_num_points(rclpy_context, tmp
         g.node.apply_perception_params({"num_points": 64, "target_frame": "world", "voxel_size": 0.0})
         chunks, _ = g.step(points=cloud_of(2.0, 32))
         assert not chunks and "refusing: num_points" in g.status().message
+    finally:
+        g.close()
+
+
+def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
+    """sync_wait_s with clouds at 3x the timer rate; a joint_position_delta checkpoint.
+
+    Clouds arrive 19, 52 and 85 ms after each tick (10 ms after their stamps). A tick expecting the
+    next cloud within sync_wait_s (18 ms away; the period is estimated from 3 arrivals) waits for
+    it: that cloud's arrival runs inference, so every tick yields exactly one chunk, stamped with
+    the first cloud after the tick. The checkpoint predicts deltas: the published rows are the
+    core's output plus the joint positions at the stamp.
+    """
+    ckpt = make_checkpoint(tmp_path / "delta", action_space="joint_position_delta")
+    policy = Policy.from_checkpoint(ckpt, warmup=False)
+    g = Graph(rclpy_context, ckpt, autostart=True, sync_wait_s=0.05)
+    ms = 1_000_000
+    try:
+        stamps = []
+        for _ in range(6):
+            tick = g.now_ns + PERIOD_NS
+            for off in (-81, -48, -15):
+                g.set_clock(tick + off * ms)
+                g.send((tick + (off - 10) * ms) * 1e-9)
+                stamps.append((tick + (off - 10) * ms) * 1e-9)
+            n0, ticks0 = len(g.chunks), g.node.timer_ticks
+            g.now_ns = tick
+            g.set_clock(tick)
+            assert spin_until(g.ex, lambda t0=ticks0: g.node.timer_ticks > t0, timeout_s=10), "no tick"
+            assert len(g.chunks) == n0  # nothing at the tick itself...
+            assert g.node._waiting_since is not None, g.status().message
+            # ...the next cloud (19 ms after the tick) triggers inference
+            g.set_clock(tick + 19 * ms)
+            g.send((tick + 9 * ms) * 1e-9)
+            stamps.append((tick + 9 * ms) * 1e-9)
+            assert spin_until(g.ex, lambda n=n0: len(g.chunks) > n, timeout_s=5), g.status().message
+            assert len(g.chunks) == n0 + 1
+            c = g.chunks[-1]
+            s_new = stamps[-1]
+            assert stamp_to_sec(c.header.stamp) == pytest.approx(s_new, abs=1e-6)
+            assert c.action_space == "joint_position"
+            want = expected_chunk(policy, [stamps[-4], s_new], c.chunk_id) + q_of(s_new)
+            np.testing.assert_allclose(np.reshape(c.data, (15, 3)), want, atol=1e-5)
+            # the cloud's arrival cleared the wait; the following clouds do not trigger more chunks
+            assert g.node._waiting_since is None
+        assert g.node.diag.counter("sync waits expired (no cloud by the next tick)") == 0
+        assert len(g.chunks) == 6
     finally:
         g.close()
 

@@ -136,12 +136,50 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int
     return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
 
 
-def fit_normalizer(data: dict, episodes: np.ndarray, cfg: PolicyConfig) -> Normalizer:
-    """Min-max normalizer fitted on the frames of the training episodes."""
+class DeltaActionDataset:
+    """Windows of a SequenceDataset whose actions are relative to the state at the window's "now".
+
+    For ``action_space: joint_position_delta``: row k of a window becomes
+    ``action[t_k] - agent_pos[t_now]`` with ``t_now`` the window's observation step
+    ``n_obs_steps - 1`` (the deployed node adds the joint positions at the chunk's stamp back),
+    normalized with the normalizer's ``action`` statistics (fitted on such deltas).
+    """
+
+    def __init__(self, ds: SequenceDataset, action: np.ndarray, state: np.ndarray,
+                 norm: Normalizer | None = None) -> None:  # fmt: skip
+        self.ds, self.action, self.state, self.norm = ds, action, state, norm
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def deltas(self, idx: np.ndarray) -> np.ndarray:
+        """Raw (B, horizon, A) deltas of windows ``idx``."""
+        t = self.ds.time_indices(np.asarray(idx))
+        return self.action[t] - self.state[t[:, self.ds.n_obs_steps - 1]][:, None, :]
+
+    def get_batch(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """-> (normalized obs, normalized delta actions)."""
+        obs, _ = self.ds.get_batch(idx)
+        return obs, np.asarray(self.norm.normalize("action", self.deltas(idx)), dtype=np.float32)
+
+
+def fit_normalizer(
+    data: dict, episodes: np.ndarray, cfg: PolicyConfig, ds_kwargs: dict | None = None
+) -> Normalizer:
+    """Min-max normalizer fitted on the frames of the training episodes.
+
+    With ``joint_position_delta`` actions the action statistics are those of the deltas of every
+    training window (``ds_kwargs``: the SequenceDataset arguments).
+    """
     ends = data["episode_ends"]
     starts = np.concatenate([[0], ends[:-1]])
     frames = np.concatenate([np.arange(starts[e], ends[e]) for e in episodes])
     fit = {"action": data["action"][frames], "agent_pos": data["agent_pos"][frames]}
+    if cfg.action_space == "joint_position_delta":
+        windows = DeltaActionDataset(
+            SequenceDataset(data, episodes, **ds_kwargs), data["action"], data["agent_pos"]
+        )
+        fit["action"] = windows.deltas(np.arange(len(windows))).reshape(-1, data["action"].shape[-1])
     if cfg.encoder.type == "dp3_pointnet" and cfg.normalize_points:
         fit["point_cloud"] = data["point_cloud"][frames][..., :3]
     return Normalizer.fit(fit)
@@ -290,12 +328,15 @@ def train(
         enc.setdefault("num_points", int(data["point_cloud"].shape[1]))
         overrides["encoder"] = enc
     pcfg = cfg.policy_config(**overrides)
-    norm = fit_normalizer(data, train_eps, pcfg)
-    ndata = normalize_data(data, norm, pcfg)
     ds_kwargs = dict(horizon=pcfg.horizon, n_obs_steps=pcfg.n_obs_steps, pad_before=pcfg.n_obs_steps - 1,
                      pad_after=pcfg.n_action_steps - 1, obs_keys=pcfg.obs_keys)  # fmt: skip
+    norm = fit_normalizer(data, train_eps, pcfg, ds_kwargs)
+    ndata = normalize_data(data, norm, pcfg)
     train_ds = SequenceDataset(ndata, train_eps, **ds_kwargs)
     val_ds = SequenceDataset(ndata, val_eps, **ds_kwargs)
+    if pcfg.action_space == "joint_position_delta":
+        train_ds = DeltaActionDataset(train_ds, data["action"], data["agent_pos"], norm)
+        val_ds = DeltaActionDataset(val_ds, data["action"], data["agent_pos"], norm)
     if len(train_ds) == 0:
         raise ValueError("no training sequences: episodes shorter than the horizon padding allows")
 
