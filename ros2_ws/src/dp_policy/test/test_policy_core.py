@@ -294,6 +294,32 @@ def test_sequence_padding_matches_diffusion_policy():
     assert len(val) == 2 and not set(train) & set(val)
 
 
+def test_delta_action_training_windows_and_normalizer():
+    """joint_position_delta: targets are actions minus the state at the window's "now"."""
+    from dp_policy.core.training import DeltaActionDataset, TrainConfig, train
+
+    data = make_reach_dataset(n_episodes=4, n_steps=18, num_points=32, seed=0)
+    cfg = TrainConfig(
+        output_dir="", max_train_steps=3, batch_size=8, progress=False, seed=0,
+        policy={"preset": "simple_dp3", "action_space": "joint_position_delta", "down_dims": [16, 32],
+                "diffusion_step_embed_dim": 16, "n_groups": 4},
+    )  # fmt: skip
+    res = train(cfg, data=data, val_episodes=np.array([3]))
+    assert res.config.action_space == "joint_position_delta"
+    ds = DeltaActionDataset(
+        SequenceDataset(data, [0, 1, 2], 16, 2, 1, 7), data["action"], data["agent_pos"], res.normalizer
+    )
+    idx = np.arange(len(ds))
+    t = ds.ds.time_indices(idx)
+    deltas = ds.deltas(idx)
+    np.testing.assert_allclose(deltas + data["agent_pos"][t[:, 1]][:, None], data["action"][t], atol=1e-6)
+    # the normalizer's action range is the deltas' (cm-scale), not the absolute positions'
+    _, nact = ds.get_batch(idx)
+    assert nact.min() >= -1 - 1e-5 and nact.max() <= 1 + 1e-5 and nact.min() < -0.9 and nact.max() > 0.9
+    with pytest.raises(ValueError, match="action_dim == state_dim"):
+        PolicyConfig.preset("simple_dp3", action_space="joint_position_delta", action_dim=8, state_dim=7)
+
+
 def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
     data = make_reach_dataset(n_episodes=6, n_steps=18, num_points=32, seed=0)
     eps = []
