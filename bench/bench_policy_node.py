@@ -4,7 +4,8 @@ Printed, all measured in this run on this CPU:
 
 1. core baseline: `Policy.predict_action_chunk` alone (simple_dp3 preset, 7 joints, 1024 points,
    10 DDIM steps, random weights: latency does not depend on the weights), p50/p99;
-2. node: policy_node in its own process on the wall clock (rate_hz 10); this process plays camera
+2. node: policy_node in its own process on the wall clock (rate_hz 10), with camera sync
+   (sync_wait_s 0.05, config/policy.yaml) and, as the baseline, without; this process plays camera
    (1024-point dp/points at 30 Hz, stamp = publication time) and robot (joint_states at 100 Hz)
    and receives dp/action_chunk. Latency = receipt time - chunk stamp (the stamp is the newest
    cloud's stamp, so this includes waiting for the timer, inference and DDS), p50/p99 against the
@@ -105,7 +106,7 @@ def bench_core(ckpt: pathlib.Path, reps: int) -> None:
     torch.set_num_threads(1)
 
 
-def bench_node(ckpt: pathlib.Path, seconds: float, threads: int) -> None:
+def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: float) -> None:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -129,6 +130,7 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int) -> None:
         "perception_node": "''",
         "publish_markers": "false",
         "rate_hz": "10.0",
+        "sync_wait_s": str(sync_wait_s),
     }
     cmd = [
         sys.executable,
@@ -198,9 +200,13 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int) -> None:
         for s in d.status:
             if "policy_node" in s.name:
                 values = {v.key: v.value for v in s.values}
+    mode = (
+        f"camera sync (sync_wait_s {sync_wait_s})" if sync_wait_s else "baseline: plain timer (sync_wait_s 0)"
+    )
     p99 = pct(latencies, 99) * 1e3
     print(
-        f"[2] node (own process, {threads} torch thread(s), wall clock, clouds 30 Hz, rate_hz 10, "
+        f"[2] node, {mode} "
+        f"(own process, {threads} torch thread(s), wall clock, clouds 30 Hz, rate_hz 10, "
         f"start-up {startup:.0f} s, "
         f"{seconds:.0f} s, {len(latencies)} chunks):\n"
         f"    cloud stamp -> chunk received: p50 {pct(latencies, 50) * 1e3:.1f} ms  p99 {p99:.1f} ms "
@@ -341,7 +347,8 @@ def main() -> None:
         ckpt = latency_checkpoint(tmp / "simple_dp3")
         bench_core(ckpt, 8 if args.quick else 15)
         if not args.no_node:
-            bench_node(ckpt, seconds, args.threads)
+            bench_node(ckpt, seconds, args.threads, 0.05)  # config/policy.yaml's default
+            bench_node(ckpt, seconds, args.threads, 0.0)  # baseline: inference at the timer tick
         if args.handover_checkpoint:
             bench_handover(pathlib.Path(args.handover_checkpoint), 3 if args.quick else 5, float("nan"), -1)
         elif not args.no_handover:

@@ -288,6 +288,7 @@ class PolicyNode(Node):
         self._last_reason = ""
         self._arrivals: deque[float] = deque(maxlen=9)  # node-clock arrival times of accepted clouds
         self._waiting_since: float | None = None  # a tick is waiting for the next cloud (sync_wait_s)
+        self._last_inference_s = 0.0
         # Message / tick counters (for tests and introspection).
         self.timer_ticks = 0
         self.clouds_received = 0
@@ -417,7 +418,10 @@ class PolicyNode(Node):
             self.diag.count("sync waits expired (no cloud by the next tick)")
         elif self.cfg.sync_wait_s > 0 and self.active and not self.refusal:
             nxt = self.expected_next_cloud()
-            if nxt is not None and 0.0 <= nxt - now <= self.cfg.sync_wait_s:
+            # Wait only with headroom: when inference plus the wait exceeds the period, the node is
+            # behind (clouds queue up) and waiting would only add latency.
+            headroom = self._last_inference_s + (nxt or 0.0) - now < 1.0 / self.cfg.rate_hz
+            if nxt is not None and 0.0 <= nxt - now <= self.cfg.sync_wait_s and headroom:
                 self._waiting_since = now
                 return
         self.infer(now)
@@ -454,6 +458,7 @@ class PolicyNode(Node):
             self.history.mark_used(obs)
             return
         elapsed = time.perf_counter() - t0
+        self._last_inference_s = elapsed
         self.diag.latency("inference", elapsed)
         if elapsed > 1.0 / self.cfg.rate_hz:
             self.diag.count("overruns")
