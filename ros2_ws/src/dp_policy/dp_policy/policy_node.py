@@ -396,12 +396,26 @@ class PolicyNode(Node):
             self._waiting_since = None
         self._last_now = now
 
-    def expected_next_cloud(self) -> float | None:
-        """Node-clock time the next cloud should arrive (median of recent arrival intervals)."""
+    def expected_next_cloud(self) -> tuple[float, float] | None:
+        """(node-clock time the next cloud should arrive, camera period) from recent arrivals."""
         if len(self._arrivals) < 3:
             return None
         period = float(np.median(np.diff(np.asarray(self._arrivals))))
-        return self._arrivals[-1] + period if period > 0 else None
+        return (self._arrivals[-1] + period, period) if period > 0 else None
+
+    def should_wait_for_cloud(self, now: float) -> bool:
+        """sync_wait_s: is the next cloud due within sync_wait_s (or just overdue), with headroom?"""
+        expected = self.expected_next_cloud()
+        if expected is None:
+            return False
+        wait = expected[0] - now
+        # A cloud due at the tick itself may arrive a moment after it (same-time events on a
+        # simulated clock): up to half a camera period overdue still counts as "coming".
+        if not -0.5 * expected[1] <= wait <= self.cfg.sync_wait_s:
+            return False
+        # Wait only with headroom: when inference plus the wait exceeds the period, the node is
+        # behind (clouds queue up) and waiting would only add latency.
+        return self._last_inference_s + max(wait, 0.0) < 1.0 / self.cfg.rate_hz
 
     def on_timer(self) -> None:
         """One inference per tick on the newest complete history (never queued).
@@ -416,14 +430,11 @@ class PolicyNode(Node):
         if self._waiting_since is not None:
             self._waiting_since = None
             self.diag.count("sync waits expired (no cloud by the next tick)")
-        elif self.cfg.sync_wait_s > 0 and self.active and not self.refusal:
-            nxt = self.expected_next_cloud()
-            # Wait only with headroom: when inference plus the wait exceeds the period, the node is
-            # behind (clouds queue up) and waiting would only add latency.
-            headroom = self._last_inference_s + (nxt or 0.0) - now < 1.0 / self.cfg.rate_hz
-            if nxt is not None and 0.0 <= nxt - now <= self.cfg.sync_wait_s and headroom:
-                self._waiting_since = now
-                return
+        elif (
+            self.cfg.sync_wait_s > 0 and self.active and not self.refusal and self.should_wait_for_cloud(now)
+        ):
+            self._waiting_since = now
+            return
         self.infer(now)
 
     def infer(self, now: float) -> None:
