@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source ./env.sh >/dev/null &&
 PYTEST_ARGS ?=
 
-.PHONY: setup build test lint bench demo eval data train train-sim clean help
+.PHONY: setup build test lint bench demo eval compare data train train-sim clean help
 TRAIN_CONFIG ?= ros2_ws/src/dp_policy/config/train_simple_dp3.yaml
 SIM_DATA := data/sim_reach_train.zarr
 
@@ -31,6 +31,10 @@ demo: setup  ## closed-loop run of the whole pipeline on the embedded default
 
 eval: setup  ## closed-loop success rate of the shipped checkpoint over 50 held-out seeded episodes
 	@$(ENV) python -m dp_sim.closed_loop --episodes 50 --seed-start 10000 --out out/eval $(EVAL_ARGS)
+
+compare: setup  ## DP3 vs image Diffusion Policy on the same 20 seeded sim episodes: one table (out/compare/)
+	@$(ENV) python -m dp_sim.compare --checkpoint checkpoints/sim_reach_dp3 \
+		--checkpoint checkpoints/sim_reach_image_dp --episodes 20 --out out/compare $(COMPARE_ARGS)
 
 data: setup  ## simulator demonstrations (200 expert episodes, seeds 0-199) as DP3 zarr
 	@$(ENV) python -m dp_sim.make_dataset --out $(SIM_DATA) --episodes 200 --seed-start 0

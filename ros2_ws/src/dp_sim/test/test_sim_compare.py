@@ -1,0 +1,42 @@
+"""dp_sim.compare: checkpoint records and the comparison table (the closed loop itself is tested in
+test_sim_closed_loop.py)."""
+
+from __future__ import annotations
+
+import pathlib
+
+from dp_sim.compare import checkpoint_info, main, table
+
+REPO = pathlib.Path(__file__).resolve().parents[4]
+
+
+def test_checkpoint_info_reads_training_record_and_counts_parameters():
+    info = checkpoint_info(REPO / "checkpoints" / "sim_reach_dp3")
+    assert info["encoder"] == "dp3_pointnet" and info["objective"] == "diffusion"
+    assert info["train_steps"] == 3120 and info["train_wall_s"] == 1800.0
+    # the EMA weights: DP3 encoder + a small simple U-Net (a few million parameters)
+    assert 1_000_000 < info["parameters"] < 20_000_000
+
+
+def test_table_has_one_row_per_policy_with_every_figure():
+    rows = [
+        {"checkpoint": "a", "encoder": "dp3_pointnet", "episodes": 20, "successes": 19, "success_rate": 0.95,
+         "mean_time_to_success_s": 2.25, "train_wall_s": 1800.0, "train_steps": 3120,
+         "inference_p50_ms": "51.2", "inference_p99_ms": "160.0", "stamp_to_publish_p50_ms": "20",
+         "stamp_to_publish_p99_ms": "80"},
+        {"checkpoint": "b", "encoder": "image", "episodes": 20, "successes": 3, "success_rate": 0.15,
+         "mean_time_to_success_s": None, "train_wall_s": None, "train_steps": None,
+         "inference_p50_ms": None, "inference_p99_ms": None, "stamp_to_publish_p50_ms": None,
+         "stamp_to_publish_p99_ms": None},
+    ]  # fmt: skip
+    lines = table(rows).strip().splitlines()
+    assert len(lines) == 4
+    assert (
+        "| a | dp3_pointnet | 19/20 (95%) | 2.25 s | 30 min, 3120 steps | 51 / 160 ms | 20 / 80 ms |" in lines
+    )
+    assert lines[3].startswith("| b | image | 3/20 (15%) | n/a | n/a |")
+
+
+def test_missing_checkpoint_is_an_error(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
