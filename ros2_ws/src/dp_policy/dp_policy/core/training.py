@@ -11,6 +11,7 @@ checkpoints). ``dp_train`` initializes the process group (nccl on CUDA, gloo on 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -366,8 +367,13 @@ def train(
 
     out_dir = Path(cfg.output_dir) if cfg.output_dir else None
     step, start_epoch = 0, 0
+    t_run0, prev_wall = time.monotonic(), 0.0  # training wall time, recorded in the checkpoint
     if out_dir is not None and cfg.resume and (out_dir / "train_state" / "state.json").exists():
         step, start_epoch = _load_train_state(out_dir / "train_state", model, ema, opt, sched, rng)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            prev_wall = float(
+                json.loads((out_dir / "latest" / "config.json").read_text())["extra"]["train_wall_s"]
+            )
         logger.info("resumed from %s at epoch %d step %d", out_dir, start_epoch, step)
     if out_dir is not None and rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -424,7 +430,8 @@ def train(
             )
         last = epoch == cfg.num_epochs or step >= total
         if out_dir is not None and rank == 0 and (epoch % cfg.checkpoint_every == 0 or last):
-            extra = {"epoch": epoch, "step": step, "val_episodes": [int(e) for e in val_eps]}
+            extra = {"epoch": epoch, "step": step, "val_episodes": [int(e) for e in val_eps],
+                     "train_wall_s": round(prev_wall + time.monotonic() - t_run0, 1)}  # fmt: skip
             checkpoint = save_checkpoint(
                 out_dir / "checkpoints" / f"epoch_{epoch:04d}", pcfg, ema_model, norm, extra
             )
