@@ -3,24 +3,35 @@
 Thin wiring around ``dp_control.core.ControlCore``:
 
 - subscriptions: ``dp/action_chunk`` (chunk_qos), ``joint_states`` (partial messages merged by name),
-  ``robot_description`` (latched; position limits from the URDF);
-- a timer at ``rate_hz`` on the node clock (``use_sim_time`` works) in its own mutually exclusive
-  callback group, so a MultiThreadedExecutor (``executor_threads`` > 1) can run it beside message
-  callbacks; the core is shared under a lock. The default is a SingleThreadedExecutor: measured with
-  bench/bench_control.py, it keeps the period error far lower, above all under SCHED_FIFO where
-  equal-priority Python threads convoy on the GIL;
-- ``~/enable`` (std_srvs/SetBool): inactive until enabled, unless ``autostart``;
+  ``robot_description`` (latched; position limits from the URDF); ``~/enable`` (std_srvs/SetBool):
+  inactive until enabled, unless ``autostart``. These run in the executor (main thread).
+- the loop at ``rate_hz``:
+  * ``use_sim_time`` false and ``loop_thread`` true (default): a dedicated thread
+    (``dp_control.loop.PeriodicThread``) on absolute CLOCK_MONOTONIC deadlines with
+    ``clock_nanosleep``, SCHED_FIFO at ``realtime_priority`` when permitted, and a lowered GIL
+    switch interval. An rclpy timer is woken through the executor's wait set and shares its thread
+    with every callback: its period error measured several times larger (bench/bench_control.py
+    --compare-timer);
+  * ``use_sim_time`` true (or ``loop_thread`` false): an rclpy timer on the node clock, in its own
+    mutually exclusive callback group, so simulated time drives the loop.
+  The period error on /diagnostics is measured on the node clock in both modes.
+  Shared state (core, joint-state buffer, diagnostics) is guarded by short locks; the loop thread
+  publishes outside them.
 - publishers per backend (see ``dp_control.backends``) and ``gripper_controller/commands``;
-- ``/diagnostics``: state + reason, loop rate, period error p50/p99, chunk age at use, clamps,
-  rejected chunks, holds and why.
+- ``/diagnostics``: state + reason, loop mode, rate, period error p50/p99, missed deadlines, chunk
+  age at use, clamps, rejected chunks, holds and why.
 
-Run it in its own process (never beside torch inference); ``main`` asks for SCHED_FIFO when the
-process may have it.
+Safety: a tracking-error fault (|commanded - measured| > ``max_tracking_error``) is latched: the arm
+brakes to rest and holds, chunks are ignored, even after the error goes away, until ``~/enable``
+true re-arms it (fault -> armed; the next chunk must start within ``max_start_distance``) or
+``~/enable`` false disables it.
+
+Run it in its own process (never beside torch inference).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import sys
 import threading
 import time
@@ -28,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import GetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -58,7 +71,12 @@ from dp_control.core import (
     default_limits_file,
     limits_from_config,
 )
+from dp_control.loop import PeriodicThread, set_switch_interval, try_realtime
 from dp_msgs.msg import ActionChunk
+
+_log = logging.getLogger(__name__)
+
+__all__ = ["ControlNode", "main", "make_executor", "try_realtime"]
 
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
@@ -79,19 +97,6 @@ def _limits_file(cfg: ControlConfig) -> Path:
     return default_limits_file()
 
 
-def try_realtime(priority: int) -> str:
-    """Ask for SCHED_FIFO at ``priority`` for this thread (inherited by threads created later)."""
-    if priority <= 0:
-        return "real-time scheduling not requested (realtime_priority=0)"
-    if not hasattr(os, "sched_setscheduler"):
-        return "real-time scheduling not available on this OS"
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (PermissionError, OSError) as exc:
-        return f"SCHED_FIFO not permitted ({exc}); running with normal priority"
-    return f"running with SCHED_FIFO priority {priority}"
-
-
 def make_executor(cfg: ControlConfig):
     """SingleThreadedExecutor for executor_threads == 1, else a MultiThreadedExecutor."""
     if cfg.executor_threads > 1:
@@ -99,21 +104,76 @@ def make_executor(cfg: ControlConfig):
     return SingleThreadedExecutor()
 
 
+class _SyncDiagnostics(DiagnosticsReporter):
+    """DiagnosticsReporter whose methods take a lock: the loop thread and the executor share it."""
+
+    def __init__(self, node, **kwargs) -> None:
+        self._sync = threading.RLock()
+        super().__init__(node, **kwargs)
+
+    def set(self, key, value) -> None:  # noqa: D102
+        with self._sync:
+            super().set(key, value)
+
+    def latency(self, key, seconds) -> None:  # noqa: D102
+        with self._sync:
+            super().latency(key, seconds)
+
+    def tick(self, key) -> None:  # noqa: D102
+        with self._sync:
+            super().tick(key)
+
+    def count(self, key, n=1) -> None:  # noqa: D102
+        with self._sync:
+            super().count(key, n)
+
+    def counter(self, key) -> int:  # noqa: D102
+        with self._sync:
+            return super().counter(key)
+
+    def problem(self, message, level=ERROR) -> None:  # noqa: D102
+        with self._sync:
+            super().problem(message, level)
+
+    def clear_problems(self) -> None:  # noqa: D102
+        with self._sync:
+            super().clear_problems()
+
+    def latency_summary(self, key):  # noqa: D102
+        with self._sync:
+            return super().latency_summary(key)
+
+    def build_status(self):  # noqa: D102
+        with self._sync:
+            return super().build_status()
+
+    def publish(self) -> None:
+        """Builds the status under the lock, publishes outside it (the loop never waits on DDS)."""
+        arr = DiagnosticArray()
+        arr.header.stamp = self._node.get_clock().now().to_msg()
+        arr.status = [self.build_status()]
+        self._pub.publish(arr)
+
+
 class ControlNode(Node):
     """The control node (see module docstring). Raises BackendError when its backend cannot start."""
 
     def __init__(self, **kwargs) -> None:
+        # Set before anything can fail: destroy_node may run on a half-built node.
+        self._timer = None
+        self.loop_thread: PeriodicThread | None = None
+        self._old_switch_interval: float | None = None
         super().__init__("control_node", **kwargs)
         self.cfg: ControlConfig = declare_config(self, ControlConfig)
         cfg = self.cfg
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # core + joint-state buffer: executor callbacks vs the loop
         self._limits_path = _limits_file(cfg)
         self.core = ControlCore(cfg, limits_from_config(cfg, self._limits_path))
-        self.diag = DiagnosticsReporter(self)
+        self.diag = _SyncDiagnostics(self)
         self.joint_buffer = JointStateBuffer(history_s=1.0)
         self.fatal: str | None = None  # set when the node must stop (main exits non-zero)
         self.last_command = None
-        self._last_tick_wall: float | None = None
+        self._last_tick_t: float | None = None  # node clock [s]
         self._gate: ValidityGate | None = None
         # Benchmarks set this to a list to record (tick start [s, monotonic], callback duration [s]).
         self.tick_log: list[tuple[float, float]] | None = None
@@ -131,6 +191,10 @@ class ControlNode(Node):
             self._joints_check = "pending"
             self._joints_future = None
             self._joints_deadline = time.monotonic() + cfg.controller_check_timeout_s
+            # Polled in the executor (steady clock: works while /clock is paused), not in the loop.
+            self._joints_timer = self.create_timer(
+                0.02, self._poll_controller_joints, clock=Clock(clock_type=ClockType.STEADY_TIME)
+            )
         if cfg.backend != "moveit":
             self.get_logger().warning(
                 f"backend '{cfg.backend}': commands are NOT checked for collisions "
@@ -149,16 +213,34 @@ class ControlNode(Node):
         self.create_subscription(String, "robot_description", self._on_robot_description, latched_qos())
         self.create_service(SetBool, "~/enable", self._on_enable)
 
-        self._timer = self.create_timer(
-            cfg.period_s, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup()
-        )
         if cfg.autostart:
             self.core.enable()
+
+        # The loop: a dedicated thread on the system clock, an rclpy timer on simulated time.
+        use_sim_time = bool(self.get_parameter("use_sim_time").value)
+        if cfg.loop_thread and not use_sim_time:
+            self._old_switch_interval = set_switch_interval(cfg.gil_switch_interval_s)
+            self.loop_thread = PeriodicThread(
+                cfg.period_s, self._on_timer, priority=cfg.realtime_priority, on_error=self._loop_failed
+            )
+            self.loop_mode = f"thread ({self.loop_thread.sleep_method})"
+        else:
+            self._timer = self.create_timer(
+                cfg.period_s, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup()
+            )
+            self.loop_mode = "rclpy timer (node clock" + (", sim time)" if use_sim_time else ")")
+        self.diag.set("loop", self.loop_mode)
         self.get_logger().info(
-            f"control_node: backend={cfg.backend} rate={cfg.rate_hz} Hz interpolation={cfg.interpolation} "
-            f"handover={cfg.handover} limits={self.core.limits.source} ({self._limits_path}); "
-            f"{'armed (autostart)' if cfg.autostart else 'inactive until ~/enable'}"
+            f"control_node: backend={cfg.backend} rate={cfg.rate_hz} Hz loop={self.loop_mode} "
+            f"interpolation={cfg.interpolation} handover={cfg.handover} limits={self.core.limits.source} "
+            f"({self._limits_path}); {'armed (autostart)' if cfg.autostart else 'inactive until ~/enable'}"
         )
+        if self.loop_thread is not None:
+            sched = self.loop_thread.start()
+            self.diag.set("loop scheduling", sched)
+            self.get_logger().info(
+                f"control loop thread: {sched}; GIL switch interval {sys.getswitchinterval() * 1e3:.2f} ms"
+            )
 
     # ------------------------------------------------------------------ callbacks
     def _on_chunk(self, msg) -> None:
@@ -185,8 +267,11 @@ class ControlNode(Node):
 
     def _on_joint_state(self, msg: JointState) -> None:
         # Arrival time on the node clock: the state timeout is about silence, not sensor stamps.
+        names, positions = list(msg.name), list(msg.position)
+        t = now_sec(self)
         try:
-            self.joint_buffer.update(now_sec(self), list(msg.name), list(msg.position))
+            with self._lock:
+                self.joint_buffer.update(t, names, positions)
         except ValueError as exc:
             self.diag.problem(f"bad joint_states: {exc}", WARN)
             self.get_logger().warning(f"ignored joint_states: {exc}", throttle_duration_sec=1.0)
@@ -214,6 +299,11 @@ class ControlNode(Node):
         return response
 
     # ------------------------------------------------------------------ loop
+    def _poll_controller_joints(self) -> None:
+        """position backend (executor timer): check the controller's joints, then stop polling."""
+        if self.fatal is not None or self._check_controller_joints():
+            self._joints_timer.cancel()
+
     def _check_controller_joints(self) -> bool:
         """position backend: True once the controller's joints were checked (or can't be read)."""
         if self._joints_check == "done":
@@ -257,24 +347,49 @@ class ControlNode(Node):
         self.diag.set("reason", message)
         with self._lock:
             self.core.disable()
-        self._timer.cancel()
+        self._stop_loop(join=False)
         self.diag.publish()
 
+    def _stop_loop(self, join: bool = True) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.loop_thread is not None:
+            self.loop_thread.stop(join=join)
+
+    def _loop_failed(self, exc: BaseException) -> None:
+        """The loop thread's tick raised: the node must stop (main exits 1); nothing more is sent."""
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C): publishing failed, nothing to report
+        message = f"control loop failed: {exc!r}"
+        _log.error(message, exc_info=exc)
+        self.get_logger().fatal(message)
+        self.fatal = message
+
+    def destroy_node(self) -> None:
+        """Stops the loop (joins the loop thread) before the publishers go away."""
+        self._stop_loop(join=True)
+        if self._old_switch_interval is not None:
+            sys.setswitchinterval(self._old_switch_interval)
+            self._old_switch_interval = None
+        super().destroy_node()
+
     def _on_timer(self) -> None:
+        """One control period (loop thread or rclpy timer)."""
         wall = time.monotonic()
-        if self._last_tick_wall is not None:
-            actual = wall - self._last_tick_wall
-            self.diag.latency("period error", abs(actual - self.cfg.period_s))
-        self._last_tick_wall = wall
+        t_now = now_sec(self)  # node clock: the period error is measured on it, as the loop runs on it
+        if self._last_tick_t is not None:
+            self.diag.latency("period error", abs(t_now - self._last_tick_t - self.cfg.period_s))
+        self._last_tick_t = t_now
         self.diag.tick("control loop")
-        if self.fatal is not None or not self._check_controller_joints():
+        if self.loop_thread is not None:
+            self.diag.set("missed deadlines", self.loop_thread.overruns)
+        if self.fatal is not None or self._joints_check != "done":
             return
-        t_now = now_sec(self)
-        try:
-            stamp, q = self.joint_buffer.latest(self.cfg.joint_names)
-        except MissingJointsError:
-            stamp, q = None, None
         with self._lock:
+            try:
+                stamp, q = self.joint_buffer.latest(self.cfg.joint_names)
+            except MissingJointsError:
+                stamp, q = None, None
             cmd = self.core.step(t_now, q, stamp)
             if cmd is not None and self._gate is not None and cmd.state != ControlState.FAULT:
                 ok, why = self._gate.check(cmd.positions, cmd.preview_positions)
@@ -282,10 +397,11 @@ class ControlNode(Node):
                     self.core.hold("moveit_invalid", why)
                     self.diag.problem(why, ERROR)
                     cmd = None  # nothing invalid is sent; the controller keeps its last target
+            snapshot = self._snapshot()
         self.last_command = cmd
         if cmd is not None:
-            self._send(cmd, t_now)
-        self._report(cmd)
+            self._send(cmd, t_now)  # outside the lock: a blocking publish never stalls callbacks
+        self._report(cmd, snapshot)
         if self.tick_log is not None:
             self.tick_log.append((wall, time.monotonic() - wall))
 
@@ -305,23 +421,31 @@ class ControlNode(Node):
         if self._gripper_pub is not None and cmd.gripper is not None:
             self._gripper_pub.publish(float64_array_msg([cmd.gripper]))
 
-    def _report(self, cmd) -> None:
+    def _snapshot(self) -> dict:
+        """The core's state and counters, taken under the lock (callbacks update them)."""
         core = self.core
         stats = core.stats
-        self.diag.set("state", core.state.value)
-        self.diag.set("reason", core.reason)
-        self.diag.set("clamped ticks", stats.clamp_ticks)
-        self.diag.set("clamps by limit", dict(stats.clamps) or "none")
-        self.diag.set("chunks accepted", stats.chunks_accepted)
-        self.diag.set("chunks rejected by reason", dict(stats.rejected) or "none")
-        self.diag.set("holds by reason", dict(stats.holds) or "none")
-        self.diag.set("last hold reason", stats.last_hold_reason or "none")
+        return {
+            "state": core.state,
+            "reason": core.reason,
+            "clamped ticks": stats.clamp_ticks,
+            "clamps by limit": dict(stats.clamps) or "none",
+            "chunks accepted": stats.chunks_accepted,
+            "chunks rejected by reason": dict(stats.rejected) or "none",
+            "holds by reason": dict(stats.holds) or "none",
+            "last hold reason": stats.last_hold_reason or "none",
+        }
+
+    def _report(self, cmd, snapshot: dict) -> None:
+        state, reason = snapshot["state"], snapshot["reason"]
+        for key, value in snapshot.items():
+            self.diag.set(key, value.value if key == "state" else value)
         if cmd is not None and cmd.chunk_age is not None:
             self.diag.latency("chunk age at use", cmd.chunk_age)
-        if core.state == ControlState.FAULT:
-            self.diag.problem(f"fault: {core.reason}", ERROR)
-        elif core.state == ControlState.HOLDING:
-            self.diag.problem(f"holding: {core.reason}", WARN)
+        if state == ControlState.FAULT:
+            self.diag.problem(f"fault: {reason}", ERROR)
+        elif state == ControlState.HOLDING:
+            self.diag.problem(f"holding: {reason}", WARN)
 
     def command_positions(self) -> np.ndarray | None:
         """Last commanded positions (tests)."""
@@ -335,8 +459,13 @@ def main(args=None) -> None:
     exit_code = 0
     try:
         node = ControlNode()
-        # Before the executor creates any worker thread, so that they inherit the policy.
-        node.get_logger().info(try_realtime(node.cfg.realtime_priority))
+        # Before the executor creates any worker thread, so that they inherit the policy. With the
+        # loop thread, the executor runs just below it: above ordinary processes (torch), so it is
+        # not preempted while it holds the GIL the loop thread waits for, but never ahead of the loop.
+        prio = node.cfg.realtime_priority
+        if node.loop_thread is not None and prio > 0:
+            prio = max(1, prio - 10)
+        node.get_logger().info(f"executor thread: {try_realtime(prio)}")
         executor = make_executor(node.cfg)
         executor.add_node(node)
         while rclpy.ok() and node.fatal is None:

@@ -1,4 +1,5 @@
-"""control_node in-process over real DDS: both backends, hold on chunk timeout, bad chunks, ~/enable."""
+"""control_node in-process over real DDS: both backends, loop thread and sim-time timer, hold on chunk
+timeout, bad chunks, latched tracking fault, ~/enable."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class FakeRobot:
         self.SetBool = SetBool
         self.ros_t0 = self.now()
         self.send_chunks = True
+        self.offset = np.zeros(len(JOINTS))  # added to the echoed state (tracking error)
         self.chunk_id = 0
         self.js_timer = n.create_timer(0.01, self._publish_state)
         self.chunk_timer = n.create_timer(0.1, self._publish_chunk)
@@ -67,7 +69,7 @@ class FakeRobot:
 
     def _publish_state(self):
         q = self.control.command_positions()
-        q = Q0 if q is None else q
+        q = (Q0 if q is None else q) + self.offset
         msg = self.JointState(name=JOINTS, position=q.tolist())
         msg.header.stamp = self.node.get_clock().now().to_msg()
         self.js_pub.publish(msg)
@@ -149,6 +151,84 @@ def test_trajectory_backend_follows_rejects_bad_chunk_and_holds_on_timeout(graph
         return False
 
     assert spin_until(ex, diag_has_holding, 5.0)
+
+
+def diag_values(robot) -> list[dict[str, str]]:
+    return [{kv.key: kv.value for kv in st.values} for arr in robot.diags for st in arr.status]
+
+
+def call_enable(ex, robot, data: bool):
+    future = robot.enable_client.call_async(robot.SetBool.Request(data=data))
+    assert spin_until(ex, future.done, 5.0)
+    return future.result()
+
+
+def test_loop_thread_drives_the_loop_and_tracking_fault_latches_until_enable(graph):
+    ex, control, robot = graph(autostart=True, backend="trajectory")
+    # System clock (use_sim_time false): the loop runs in its own thread, not in the executor.
+    assert control._timer is None and control.loop_thread is not None and control.loop_thread.alive
+    assert spin_until(ex, lambda: control.core.state == ControlState.RUNNING, 10.0)
+    ticks0, n0 = control.loop_thread.ticks, len(robot.trajs)
+    spin_for(ex, 1.0)
+    # ~50 ticks in 1 s; generous bounds (shared machine): behaviour, not timing.
+    assert 10 <= control.loop_thread.ticks - ticks0 <= 100
+    assert len(robot.trajs) - n0 >= 10
+    assert control.core.state == ControlState.RUNNING
+    assert spin_until(
+        ex,
+        lambda: any(
+            v.get("loop", "").startswith("thread") and "missed deadlines" in v for v in diag_values(robot)
+        ),
+        5.0,
+    )
+
+    # Measured state off by more than max_tracking_error: fault, latched even once the error is gone.
+    robot.offset[2] = control.cfg.max_tracking_error + 0.1
+    assert spin_until(ex, lambda: control.core.state == ControlState.FAULT, 5.0)
+    assert "tracking error" in control.core.reason and "panda_joint3" in control.core.reason
+    robot.offset[:] = 0.0
+    spin_for(ex, 0.5)
+    assert control.core.state == ControlState.FAULT
+    # ~/enable true re-arms it; the chunk stream (still running) is followed again.
+    result = call_enable(ex, robot, True)
+    assert result.success and result.message == "armed"
+    assert spin_until(ex, lambda: control.core.state == ControlState.RUNNING, 5.0)
+
+
+def test_destroy_stops_the_loop_thread_and_restores_the_switch_interval(rclpy_context):
+    import sys
+
+    from dp_control.control_node import ControlNode
+
+    before = sys.getswitchinterval()
+    control = ControlNode(context=rclpy_context, parameter_overrides=[Parameter("autostart", value=True)])
+    try:
+        assert control.loop_thread.alive
+        assert sys.getswitchinterval() == pytest.approx(control.cfg.gil_switch_interval_s)
+    finally:
+        control.destroy_node()
+    assert not control.loop_thread.alive
+    assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_loop_thread_failure_is_fatal(graph):
+    ex, control, robot = graph(autostart=True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken step")
+
+    control.core.step = broken
+    assert spin_until(ex, lambda: control.fatal is not None, 5.0)  # main() exits 1 on this
+    assert "broken step" in control.fatal
+    assert spin_until(ex, lambda: not control.loop_thread.alive, 5.0)
+
+
+def test_loop_thread_off_uses_a_timer(graph):
+    ex, control, robot = graph(autostart=True, loop_thread=False, backend="position")
+    assert control.loop_thread is None and control._timer is not None
+    assert spin_until(ex, lambda: control.core.state == ControlState.RUNNING, 10.0)
+    n0 = len(robot.positions)
+    assert spin_until(ex, lambda: len(robot.positions) >= n0 + 10, 5.0)
 
 
 def test_position_backend_and_enable_service(graph):

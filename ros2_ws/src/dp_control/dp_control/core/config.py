@@ -129,8 +129,24 @@ class ControlConfig:
         "threaded).",
         default=1,
     )
+    loop_thread: bool = _help(
+        "With use_sim_time false: drive the loop from a dedicated thread on absolute CLOCK_MONOTONIC"
+        " deadlines (SCHED_FIFO at realtime_priority when permitted) instead of an rclpy timer;"
+        " subscriptions and services stay in the executor. With use_sim_time true the loop is"
+        " always an rclpy timer on the node clock. Chosen at start-up.",
+        default=True,
+    )
     realtime_priority: int = _help(
-        "SCHED_FIFO priority tried for the node's process (0 = don't try).", default=50
+        "SCHED_FIFO priority tried for the loop thread (control_node's executor thread gets"
+        " max(1, priority - 10)); with loop_thread false or sim time, for the whole process"
+        " (0 = don't try).",
+        default=50,
+    )
+    gil_switch_interval_s: float = _help(
+        "Loop thread: lower the interpreter's GIL switch interval to this, so the executor thread"
+        " hands the GIL to the woken loop thread within it (Python's default is 5 ms) [s]; 0 = leave"
+        " it.",
+        default=0.0005,
     )
 
     def __post_init__(self) -> None:
@@ -180,6 +196,8 @@ class ControlConfig:
             raise ValueError(f"executor_threads must be >= 1. Got {self.executor_threads}")
         if not 0 <= self.realtime_priority <= 99:
             raise ValueError(f"realtime_priority must be in [0, 99]. Got {self.realtime_priority}")
+        if not 0 <= self.gil_switch_interval_s <= 0.1:
+            raise ValueError(f"gil_switch_interval_s must be in [0, 0.1]. Got {self.gil_switch_interval_s}")
 
     @property
     def period_s(self) -> float:
