@@ -1,5 +1,8 @@
 """Observation history for deployment: clouds + joint states -> the policy's input (ROS-free).
 
+The same history serves image policies: with ``obs_key`` set to a camera key (e.g. ``img``) the
+frames are (H, W, 3) uint8 images of ``image_shape`` instead of clouds, aligned the same way.
+
 The policy was trained on observations spaced by its ``dt`` (not by the camera period). At run
 time the history is aligned to sensor stamps, as Diffusion Policy's real-robot loop does: the
 newest cloud is "now" (observation index ``n_obs_steps - 1``) and, for each older step k, the
@@ -65,6 +68,8 @@ class ObsHistoryConfig:
         joint_tolerance_s: a cloud stamp may be at most this after the newest joint state
             (the joint state is then held); within the joint history it is interpolated.
         max_clouds: clouds kept at most (memory bound).
+        obs_key: policy input key of the frames: ``point_cloud`` (clouds) or a camera key (images).
+        image_shape: (H, W) of image frames (checkpoint); [] = not checked.
     """
 
     n_obs_steps: int = 2
@@ -76,6 +81,13 @@ class ObsHistoryConfig:
     step_tolerance_s: float = 0.04
     joint_tolerance_s: float = 0.05
     max_clouds: int = 64
+    obs_key: str = "point_cloud"
+    image_shape: tuple[int, ...] = ()
+
+    @property
+    def is_image(self) -> bool:
+        """Frames are images (not clouds)."""
+        return self.obs_key != "point_cloud"
 
     def __post_init__(self) -> None:
         if self.n_obs_steps < 1:
@@ -113,13 +125,16 @@ class Observation:
 
     Attributes:
         stamps: (n_obs_steps,) cloud stamps, s, oldest first; ``stamps[-1]`` is "now".
-        point_cloud: (n_obs_steps, N, 3|6) float32.
+        point_cloud: (n_obs_steps, N, 3|6) float32 clouds, or (n_obs_steps, H, W, 3) uint8 images
+            when ``obs_key`` is a camera key.
         agent_pos: (n_obs_steps, D) float32 joint positions in ``joint_names`` order.
+        obs_key: the policy input key of ``point_cloud``.
     """
 
     stamps: np.ndarray
     point_cloud: np.ndarray
     agent_pos: np.ndarray
+    obs_key: str = "point_cloud"
 
     @property
     def stamp(self) -> float:
@@ -133,7 +148,7 @@ class Observation:
 
     def as_policy_input(self) -> dict[str, np.ndarray]:
         """The dict ``Policy.predict_action_chunk`` takes."""
-        return {"point_cloud": self.point_cloud, "agent_pos": self.agent_pos}
+        return {self.obs_key: self.point_cloud, "agent_pos": self.agent_pos}
 
 
 def check_cloud(points: np.ndarray, num_points: int = 0, channels: int = 0) -> np.ndarray:
@@ -163,6 +178,25 @@ def check_cloud(points: np.ndarray, num_points: int = 0, channels: int = 0) -> n
     return pts
 
 
+def check_image(image: np.ndarray, shape: Sequence[int] = ()) -> np.ndarray:
+    """Validates one RGB frame (H, W, 3) uint8 of ``shape`` (when given).
+
+    Raises:
+        ObservationError(reason=BAD_CLOUD): wrong dtype or shape.
+    """
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ObservationError(
+            f"image must be (H, W, 3) uint8 RGB. Got shape {img.shape} dtype {img.dtype}", BAD_CLOUD
+        )
+    if len(shape) == 2 and tuple(img.shape[:2]) != tuple(shape):
+        raise ObservationError(
+            f"image is {img.shape[0]}x{img.shape[1]}; the checkpoint expects {shape[0]}x{shape[1]}",
+            BAD_CLOUD,
+        )
+    return img
+
+
 class ObservationHistory:
     """Recent clouds plus the policy's timing; builds stamp-aligned observation histories.
 
@@ -178,6 +212,11 @@ class ObservationHistory:
 
     def __len__(self) -> int:
         return len(self._stamps)
+
+    @property
+    def noun(self) -> str:
+        """'cloud' or 'image' (for messages)."""
+        return "image" if self.cfg.is_image else "cloud"
 
     @property
     def newest_stamp(self) -> float | None:
@@ -204,8 +243,11 @@ class ObservationHistory:
                 stored in that case.
         """
         if not math.isfinite(stamp_s):
-            raise ObservationError(f"cloud stamp is not finite: {stamp_s}", BAD_CLOUD)
-        pts = check_cloud(points, self.cfg.num_points, self.cfg.point_channels)
+            raise ObservationError(f"{self.noun} stamp is not finite: {stamp_s}", BAD_CLOUD)
+        if self.cfg.is_image:
+            pts = check_image(points, self.cfg.image_shape)
+        else:
+            pts = check_cloud(points, self.cfg.num_points, self.cfg.point_channels)
         self._check_age(stamp_s, now_s)
         k = bisect.bisect_right(self._stamps, stamp_s)
         if k > 0 and self._stamps[k - 1] == stamp_s:
@@ -218,13 +260,14 @@ class ObservationHistory:
     def _check_age(self, stamp_s: float, now_s: float) -> None:
         if stamp_s - now_s > self.cfg.future_tolerance_s:
             raise ObservationError(
-                f"cloud stamped {stamp_s - now_s:.3f} s in the future (tolerance "
+                f"{self.noun} stamped {stamp_s - now_s:.3f} s in the future (tolerance "
                 f"{self.cfg.future_tolerance_s:.3f} s): unsynchronized clocks?",
                 FUTURE,
             )
         if now_s - stamp_s > self.cfg.obs_timeout_s:
             raise ObservationError(
-                f"newest cloud is {now_s - stamp_s:.3f} s old (obs_timeout_s {self.cfg.obs_timeout_s:.3f} s)",
+                f"newest {self.noun} is {now_s - stamp_s:.3f} s old "
+                f"(obs_timeout_s {self.cfg.obs_timeout_s:.3f} s)",
                 STALE,
             )
 
@@ -244,7 +287,7 @@ class ObservationHistory:
             ObservationError: NO_CLOUD, STALE, FUTURE or INCOMPLETE.
         """
         if not self._stamps:
-            raise ObservationError("no cloud received yet", NO_CLOUD)
+            raise ObservationError(f"no {self.noun} received yet", NO_CLOUD)
         # Clouds beyond the future tolerance (e.g. after the clock jumped back) are never used.
         last = bisect.bisect_right(self._stamps, now_s + self.cfg.future_tolerance_s) - 1
         if last < 0:
@@ -265,9 +308,9 @@ class ObservationHistory:
             if best is None or abs(self._stamps[best] - target) > self.cfg.step_tolerance_s:
                 have = "none" if best is None else f"{self._stamps[best] - target:+.3f} s"
                 raise ObservationError(
-                    f"no cloud within {self.cfg.step_tolerance_s:.3f} s of observation step -{k} "
+                    f"no {self.noun} within {self.cfg.step_tolerance_s:.3f} s of observation step -{k} "
                     f"(newest - {k} x dt {self.cfg.dt:.3f} s; closest {have}): history incomplete "
-                    "(just started, or clouds arrive slower than 1/dt)",
+                    f"(just started, or {self.noun}s arrive slower than 1/dt)",
                     INCOMPLETE,
                 )
             chosen.append(best)
@@ -299,7 +342,7 @@ class ObservationHistory:
         idx = self.select(now_s)
         stamps = np.array([self._stamps[i] for i in idx], dtype=np.float64)
         if skip_unchanged and self.last_key is not None and tuple(stamps.tolist()) == self.last_key:
-            raise ObservationError("no new cloud since the last chunk", UNCHANGED)
+            raise ObservationError(f"no new {self.noun} since the last chunk", UNCHANGED)
         agent_pos = np.empty((len(idx), len(joint_names)), dtype=np.float32)
         for row, t in enumerate(stamps):
             try:
@@ -310,10 +353,12 @@ class ObservationHistory:
                 raise ObservationError(str(exc), MISSING_JOINTS) from exc
             except ValueError as exc:
                 raise ObservationError(
-                    f"no joint state at cloud stamp {t:.3f} s: {exc}", JOINT_STATE_UNAVAILABLE
+                    f"no joint state at {self.noun} stamp {t:.3f} s: {exc}", JOINT_STATE_UNAVAILABLE
                 ) from exc
         point_cloud = np.stack([self._clouds[i] for i in idx])
-        return Observation(stamps=stamps, point_cloud=point_cloud, agent_pos=agent_pos)
+        return Observation(
+            stamps=stamps, point_cloud=point_cloud, agent_pos=agent_pos, obs_key=self.cfg.obs_key
+        )
 
     def mark_used(self, obs: Observation) -> None:
         """Remembers `obs` as the last history run (so an identical one is skipped)."""

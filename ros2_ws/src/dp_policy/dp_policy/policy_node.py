@@ -1,5 +1,10 @@
 """policy_node: dp/points + joint_states -> dp/action_chunk at rate_hz (DP3 / Diffusion Policy).
 
+The checkpoint decides the input: DP3 (and state-only) checkpoints take `dp/points`; image Diffusion
+Policy checkpoints (encoder type `image`) take `camera/image` (sensor_msgs/Image: rgb8, bgr8,
+rgba8, bgra8 or mono8, center-cropped and resized to the checkpoint's image_shape exactly as the
+training data was), aligned with joint_states the same way.
+
 Thin ROS wiring around ROS-free code: `dp_policy.observations` (stamp-aligned
 observation history) and `dp_policy.core` (the policy). Everything that can go wrong with the
 input (stale, future-stamped, wrong-sized or wrong-frame clouds, NaN or missing joints, a
@@ -35,7 +40,7 @@ from rcl_interfaces.srv import GetParameters
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import JointState, PointCloud2
+from sensor_msgs.msg import Image, JointState, PointCloud2
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
@@ -47,6 +52,7 @@ from dp_common.qos import chunk_qos, latched_qos, reliable_qos, sensor_qos
 from dp_common.time import now_sec, sec_to_stamp, stamp_to_sec
 from dp_msgs.msg import ActionChunk
 from dp_policy import observations as oh
+from dp_policy.image_conversion import fit_image, image_msg_to_rgb
 
 DEVICES = ("auto", "cuda", "cpu")
 
@@ -247,7 +253,18 @@ class PolicyNode(Node):
             )
         self.delta_actions = pc.action_space == "joint_position_delta"
         self.uses_points = "point_cloud" in tuple(pc.obs_keys)
-        if not self.uses_points:
+        self.image_key: str | None = None
+        self.image_shape: tuple[int, ...] = ()
+        if pc.encoder.type == "image":
+            # Image Diffusion Policy: camera/image is the observation clock instead of dp/points.
+            if len(pc.encoder.camera_keys) != 1:
+                raise CheckpointError(
+                    f"policy_node serves one camera (topic camera/image); the checkpoint has "
+                    f"{len(pc.encoder.camera_keys)}: {list(pc.encoder.camera_keys)}"
+                )
+            self.image_key = str(pc.encoder.camera_keys[0])
+            self.image_shape = tuple(int(v) for v in pc.encoder.image_shape)
+        elif not self.uses_points:
             # The history stays aligned to cloud stamps: the camera is the observation clock, and the
             # policy reads only agent_pos (e.g. the state-only baseline of an ablation).
             self.get_logger().warn(
@@ -276,6 +293,8 @@ class PolicyNode(Node):
                 future_tolerance_s=self.cfg.future_tolerance_s,
                 step_tolerance_s=min(self.cfg.step_tolerance_s, 0.49 * self.dt),
                 joint_tolerance_s=self.cfg.joint_tolerance_s,
+                obs_key=self.image_key or "point_cloud",
+                image_shape=self.image_shape,
             )
         )
         self.joints = JointStateBuffer(history_s=max(2.0, 2 * self.n_obs * self.dt + self.cfg.obs_timeout_s))
@@ -304,12 +323,15 @@ class PolicyNode(Node):
             self.pub_markers = self.create_publisher(MarkerArray, "dp/markers", reliable_qos(1))
             self.create_subscription(String, "robot_description", self.on_robot_description, latched_qos())
         # Best effort subscriptions match both reliable and best-effort publishers.
-        self.create_subscription(PointCloud2, "dp/points", self.on_cloud, sensor_qos(5))
+        if self.image_key:
+            self.create_subscription(Image, "camera/image", self.on_image, sensor_qos(5))
+        else:
+            self.create_subscription(PointCloud2, "dp/points", self.on_cloud, sensor_qos(5))
         self.create_subscription(JointState, "joint_states", self.on_joint_states, sensor_qos(50))
         self.create_service(SetBool, "~/activate", self.on_activate)
         self.timer = self.create_timer(1.0 / self.cfg.rate_hz, self.on_timer)
         self._param_client = None
-        if self.cfg.perception_node:
+        if self.cfg.perception_node and not self.image_key:
             self._param_client = self.create_client(
                 GetParameters, f"{self.cfg.perception_node}/get_parameters"
             )
@@ -342,6 +364,9 @@ class PolicyNode(Node):
     def dummy_observation(self) -> dict:
         """A plausible observation of the checkpoint's shapes (for warm-up)."""
         rng = np.random.default_rng(0)
+        if self.image_key:
+            img = rng.integers(0, 256, size=(self.n_obs, *self.image_shape, 3), dtype=np.uint8)
+            return {"agent_pos": np.zeros((self.n_obs, self.pcfg.state_dim), np.float32), self.image_key: img}
         lo = np.asarray(self.perception.get("crop_min", [-0.5] * 3), np.float32)
         hi = np.asarray(self.perception.get("crop_max", [0.5] * 3), np.float32)
         pts = rng.uniform(lo, hi, size=(self.n_obs, self.num_points, 3)).astype(np.float32)
@@ -535,19 +560,42 @@ class PolicyNode(Node):
         except ValueError as exc:  # PerceptionError: malformed PointCloud2
             self.reject_cloud(oh.BAD_CLOUD, f"cannot decode dp/points: {exc}")
             return
+        self.frame_added(now)
+
+    def on_image(self, msg: Image) -> None:
+        """Converts a camera/image frame (image policies) and adds it to the history."""
+        self.clouds_received += 1
+        now = now_sec(self)
+        self.check_clock(now)
+        stamp = stamp_to_sec(msg.header.stamp)
+        self.diag.set("stamp-to-now offset s", now - stamp)
+        self.diag.tick("images")
+        try:
+            rgb = image_msg_to_rgb(msg)  # ImageConversionError (a ValueError): encoding, step, size
+            self.history.add_cloud(stamp, fit_image(rgb, self.image_shape), now)
+        except oh.ObservationError as exc:
+            self.reject_cloud(exc.reason, str(exc), "image")
+            return
+        except ValueError as exc:
+            self.reject_cloud(oh.BAD_CLOUD, f"cannot convert camera/image: {exc}", "image")
+            return
+        self.frame_added(now)
+
+    def frame_added(self, now: float) -> None:
+        """A cloud / image was accepted: camera-rate bookkeeping; run a waiting tick's inference."""
         self._arrivals.append(now)
         if self._waiting_since is not None:  # a tick waited for this cloud (sync_wait_s)
             self.diag.latency("sync wait", now - self._waiting_since)
             self._waiting_since = None
             self.infer(now)
 
-    def reject_cloud(self, reason: str, message: str) -> None:
-        """Counts, reports and logs (throttled) a refused cloud."""
-        self.diag.count(f"rejected clouds ({reason})")
+    def reject_cloud(self, reason: str, message: str, noun: str = "cloud") -> None:
+        """Counts, reports and logs (throttled) a refused cloud (or image)."""
+        self.diag.count(f"rejected {noun}s ({reason})")
         if reason in (oh.BAD_CLOUD, "frame_mismatch"):
             self.diag.count("mismatches")
-        self.diag.problem(f"cloud rejected: {message}", ERROR)
-        self.get_logger().error(f"cloud rejected: {message}", throttle_duration_sec=2.0)
+        self.diag.problem(f"{noun} rejected: {message}", ERROR)
+        self.get_logger().error(f"{noun} rejected: {message}", throttle_duration_sec=2.0)
 
     def on_joint_states(self, msg: JointState) -> None:
         """Merges a (possibly partial) JointState by name."""

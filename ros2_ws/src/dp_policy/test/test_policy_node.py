@@ -1,4 +1,4 @@
-"""policy_node over real DDS on simulated time, with a real (tiny, random-init) checkpoint.
+"""policy_node over real DDS on simulated time, with real (tiny) checkpoints written by dp_train.
 
 The test drives /clock itself. Each step k (period dt = timer period = 0.1 s)::
 
@@ -57,36 +57,41 @@ URDF = """<robot name="arm3">
 
 
 def make_checkpoint(path, num_points=N_POINTS, action_space="joint_position"):
-    """A tiny simple_dp3 checkpoint written with the core's checkpoint writer (random init)."""
+    """A tiny simple_dp3 checkpoint written by the training code (a few steps on synthetic data)."""
+    from dp_policy.core.synthetic import make_reach_dataset
+    from dp_policy.core.training import TrainConfig, train
+
     torch.manual_seed(0)
-    cfg = PolicyConfig.preset(
-        "simple_dp3",
-        action_space=action_space,
-        state_dim=3,
-        action_dim=3,
-        joint_names=JOINTS,
-        down_dims=[16, 32],
-        diffusion_step_embed_dim=16,
-        num_inference_steps=4,
-        encoder={"out_dim": 16, "state_mlp_dims": [16], "num_points": num_points},
-        perception={
-            "target_frame": "world",
-            "num_points": num_points,
-            "crop_min": [-1.0, -1.0, -1.0],
-            "crop_max": [1.0, 1.0, 1.0],
-            "voxel_size": 0.0,
-            "use_rgb": False,
+    cfg = TrainConfig(
+        output_dir=str(path),
+        max_train_steps=4,
+        batch_size=8,
+        lr_warmup_steps=1,
+        checkpoint_every=1,
+        progress=False,
+        seed=0,
+        policy={
+            "preset": "simple_dp3",
+            "action_space": action_space,
+            "joint_names": JOINTS,
+            "down_dims": [16, 32],
+            "diffusion_step_embed_dim": 16,
+            "num_inference_steps": 4,
+            "encoder": {"out_dim": 16, "state_mlp_dims": [16]},
+            "perception": {
+                "target_frame": "world",
+                "num_points": num_points,
+                "crop_min": [-1.0, -1.0, -1.0],
+                "crop_max": [1.0, 1.0, 1.0],
+                "voxel_size": 0.0,
+                "use_rgb": False,
+            },
         },
     )
-    rng = np.random.default_rng(0)
-    norm = Normalizer.fit(
-        {
-            "action": rng.uniform(-1, 1, (100, 3)),
-            "agent_pos": rng.uniform(-1, 1, (100, 3)),
-            "point_cloud": rng.uniform(-1, 1, (1000, 3)),
-        }
-    )
-    return save_checkpoint(path, cfg, DiffusionPolicyModel(cfg), norm)
+    data = make_reach_dataset(n_episodes=4, n_steps=18, num_points=num_points, seed=0)
+    res = train(cfg, data=data, val_episodes=np.array([3]))
+    assert res.checkpoint is not None and (res.checkpoint / "model.safetensors").is_file()
+    return res.checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,7 @@ def cloud_of(t, n=N_POINTS):
 class Graph:
     """The node under test plus a probe node that plays clock, camera, robot and consumers."""
 
-    def __init__(self, context, checkpoint, **params):
+    def __init__(self, context, checkpoint, points=True, **params):
         from dp_policy.policy_node import PolicyNode
 
         overrides = {
@@ -139,7 +144,7 @@ class Graph:
         ok = spin_until(
             self.ex,
             lambda: (
-                self.cloud_pub.get_subscription_count() >= 1
+                (self.cloud_pub.get_subscription_count() >= 1 or not points)
                 and self.js_pub.get_subscription_count() >= 1
                 and self.clock_pub.get_subscription_count() >= 1
                 and self.probe.count_publishers("dp/action_chunk") >= 1
@@ -373,6 +378,90 @@ def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
             assert g.node._waiting_since is None
         assert g.node.diag.counter("sync waits expired (no cloud by the next tick)") == 0
         assert len(g.chunks) == 6
+    finally:
+        g.close()
+
+
+def make_image_checkpoint(path):
+    """A tiny image Diffusion Policy checkpoint (ResNet-18 / GroupNorm / spatial softmax, random init)."""
+    torch.manual_seed(0)
+    cfg = PolicyConfig.preset(
+        "image_dp",
+        state_dim=3,
+        action_dim=3,
+        joint_names=JOINTS,
+        down_dims=[16, 32],
+        diffusion_step_embed_dim=16,
+        num_inference_steps=2,
+        encoder={"image_shape": [40, 48], "crop_shape": [32, 40], "image_feature_dim": 16},
+    )
+    rng = np.random.default_rng(0)
+    norm = Normalizer.fit({"action": rng.uniform(-1, 1, (100, 3)), "agent_pos": rng.uniform(-1, 1, (100, 3))})
+    return save_checkpoint(path, cfg, DiffusionPolicyModel(cfg), norm)
+
+
+def image_of(t):
+    """A 60x64 RGB frame (the node center-crops and resizes it to the checkpoint's 40x48)."""
+    return np.random.default_rng(int(round(t * 1000))).integers(0, 256, (60, 64, 3), dtype=np.uint8)
+
+
+def test_policy_node_image_policy(rclpy_context, tmp_path):
+    """An image checkpoint: the node subscribes camera/image instead of dp/points, converts bgr8
+    frames, and publishes what the core returns for the same (resized) frames; unsupported
+    encodings are rejected with a reason and the node recovers."""
+    from sensor_msgs.msg import Image
+
+    from dp_policy.image_conversion import fit_image
+
+    ckpt = make_image_checkpoint(tmp_path / "img")
+    policy = Policy.from_checkpoint(ckpt, warmup=False)
+    g = Graph(rclpy_context, ckpt, points=False, autostart=True)
+    img_pub = g.probe.create_publisher(Image, "camera/image", reliable_qos(5))
+    assert spin_until(g.ex, lambda: img_pub.get_subscription_count() >= 1, timeout_s=20)
+    assert g.cloud_pub.get_subscription_count() == 0  # no dp/points subscription
+
+    def step(encoding="bgr8"):
+        g.now_ns += PERIOD_NS
+        g.set_clock(g.now_ns - 10_000_000)
+        stamp = (g.now_ns - 20_000_000) * 1e-9
+        js = JointState(name=JOINTS, position=[float(v) for v in q_of(stamp)])
+        js.header.stamp = sec_to_stamp(stamp)
+        n_js, n_img = g.node.joint_states_received, g.node.clouds_received
+        g.js_pub.publish(js)
+        assert spin_until(g.ex, lambda: g.node.joint_states_received > n_js, timeout_s=10)
+        rgb = image_of(stamp)
+        data = rgb[..., ::-1] if encoding == "bgr8" else rgb
+        msg = Image(height=60, width=64, encoding=encoding, step=64 * 3, data=data.tobytes())
+        msg.header.stamp = sec_to_stamp(stamp)
+        img_pub.publish(msg)
+        assert spin_until(g.ex, lambda: g.node.clouds_received > n_img, timeout_s=10)
+        n0, ticks0 = len(g.chunks), g.node.timer_ticks
+        g.set_clock(g.now_ns)
+        assert spin_until(g.ex, lambda: g.node.timer_ticks > ticks0, timeout_s=10)
+        if g.node.chunk_id > len(g.chunks):
+            assert spin_until(g.ex, lambda: len(g.chunks) > n0, timeout_s=5)
+        return g.chunks[n0:], stamp
+
+    try:
+        stamps = []
+        for k in range(3):
+            chunks, stamp = step()
+            stamps.append(stamp)
+            if k == 0:
+                assert not chunks  # one frame: history incomplete
+                continue
+            assert len(chunks) == 1, g.status().message
+            obs = {
+                "img": np.stack([fit_image(image_of(t), (40, 48)) for t in stamps[-2:]]),
+                "agent_pos": np.stack([q_of(t) for t in stamps[-2:]]).astype(np.float32),
+            }
+            gen = torch.Generator().manual_seed(SEED + chunks[0].chunk_id)
+            want = policy.predict_action_chunk(obs, generator=gen)[1:]
+            np.testing.assert_allclose(np.reshape(chunks[0].data, (15, 3)), want, atol=1e-5)
+        chunks, _ = step(encoding="16UC1")
+        assert not chunks and "unsupported image encoding '16UC1'" in g.status().message
+        recovered = any(step()[0] for _ in range(3))
+        assert recovered, g.status().message
     finally:
         g.close()
 

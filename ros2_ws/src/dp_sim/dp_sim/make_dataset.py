@@ -8,6 +8,17 @@ Example::
 
 Clouds go through dp_perception.core.preprocess_cloud (the deployment preprocessing) with the
 scene's world<-camera transform; the PerceptionConfig used is stored in the zarr attributes.
+
+Images for the image Diffusion Policy (``--images``): ``data/img`` (T, H, W, 3) uint8 RGB from the
+same camera at the same step as the cloud, beside ``data/point_cloud``, ``data/state`` and
+``data/action`` (Diffusion Policy's zarr layout). ``--image-shape H W`` resizes them with
+``dp_policy.image_conversion.fit_image`` -- a center crop to the H:W aspect ratio, then an
+area-average resize -- the function policy_node applies to ``camera/image`` at deployment; without
+it the camera's native size is stored. The attributes record ``image_shape`` and
+``image_source_shape``::
+
+    python -m dp_sim.make_dataset --out data/sim_reach_img.zarr --episodes 200 --images \\
+        --image-shape 72 96
 """
 
 from __future__ import annotations
@@ -19,6 +30,8 @@ import logging
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from dp_sim.core.dataset import EpisodeConfig, generate_dataset, perception_preprocessor
 from dp_sim.core.expert import ExpertConfig
@@ -105,6 +118,34 @@ def build_sim_config(yaml_path, overrides: dict) -> SimConfig:
     return SimConfig(**params)
 
 
+def resize_zarr_images(path: str | Path, shape: tuple[int, int], key: str = "img", block: int = 256) -> None:
+    """Resize ``data/<key>`` (T, H, W, 3) uint8 of a zarr store in place to ``shape`` = (h, w).
+
+    Uses ``dp_policy.image_conversion.fit_image`` (center crop to the aspect, area resize) in blocks
+    of ``block`` frames; records ``image_shape`` and ``image_source_shape`` in the attributes.
+    """
+    import zarr
+
+    from dp_policy.image_conversion import fit_images
+
+    root = zarr.open_group(str(path), mode="r+")
+    src = root["data"][key]
+    h, w = int(shape[0]), int(shape[1])
+    source_shape = [int(v) for v in src.shape[1:3]]
+    if source_shape != [h, w]:
+        tmp = f"{key}__resized"
+        dst = root["data"].create_dataset(
+            tmp, shape=(src.shape[0], h, w, 3), chunks=(min(block, max(1, src.shape[0])), h, w, 3),
+            dtype=np.uint8, overwrite=True,
+        )  # fmt: skip
+        for i in range(0, src.shape[0], block):
+            dst[i : i + block] = fit_images(src[i : i + block], (h, w))
+        del root["data"][key]
+        root["data"].move(tmp, key)
+    root.attrs.update({"image_shape": [h, w], "image_source_shape": source_shape,
+                       "image_resize": "dp_policy.image_conversion.fit_image"})  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (console script `make_dataset`)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -124,7 +165,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=100)
     ap.add_argument("--hold-steps", type=int, default=3)
     ap.add_argument("--keep-failures", action="store_true")
-    ap.add_argument("--images", action="store_true", help="also store data/img (T,H,W,3) uint8")
+    ap.add_argument("--images", action="store_true", help="also store data/img (T,H,W,3) uint8 RGB")
+    ap.add_argument(
+        "--image-shape",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        default=None,
+        help="resize data/img to H x W: center crop to the H:W aspect, then area resize\n"
+        "(dp_policy.image_conversion.fit_image, as policy_node does); default: camera size",
+    )
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -137,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.episodes < 1:
             raise ValueError(f"--episodes: expected >= 1. Got {args.episodes}")
+        if args.image_shape is not None and (not args.images or min(args.image_shape) < 1):
+            raise ValueError(f"--image-shape: expected --images and two sizes >= 1. Got {args.image_shape}")
     except (ValueError, TypeError) as exc:
         print(f"make_dataset: {exc}", file=sys.stderr)
         return 2
@@ -156,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         keep_images=args.images,
         progress=not args.no_progress,
     )
+    if args.images and args.image_shape is not None and summary["episodes"] > 0:
+        resize_zarr_images(args.out, tuple(args.image_shape))
     summary["seconds"] = round(time.monotonic() - t0, 1)
     summary["out"] = str(args.out)
     print(json.dumps(summary))

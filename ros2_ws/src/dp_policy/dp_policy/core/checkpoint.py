@@ -93,7 +93,7 @@ def load_checkpoint(
         state = load_file(str(path / WEIGHTS_FILE), device="cpu")
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{WEIGHTS_FILE} could not be read: {exc}") from exc
-    model = DiffusionPolicyModel(cfg)
+    model = DiffusionPolicyModel(cfg, load_pretrained=False)  # weights come from the checkpoint
     expected = model.state_dict()
     missing_k = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

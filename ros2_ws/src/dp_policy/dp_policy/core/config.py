@@ -21,10 +21,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-ENCODER_TYPES = ("dp3_pointnet", "lowdim")
+ENCODER_TYPES = ("dp3_pointnet", "lowdim", "image")
+IMAGE_NORMS = ("auto", "range", "imagenet")
 OBJECTIVES = ("diffusion", "flow_matching")
 PREDICTION_TYPES = ("sample", "epsilon")
-ACTION_SPACES = ("joint_position",)
+ACTION_SPACES = ("joint_position", "joint_position_delta")
 UNET_TYPES = ("full", "simple")
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear")
 
@@ -35,11 +36,11 @@ class EncoderConfig:
 
     ``dp3_pointnet`` is DP3's encoder: per-point MLP (3|6)->64->128->256 (Linear+LayerNorm+ReLU),
     max-pool over points, projection to ``out_dim`` + LayerNorm, plus a state MLP. ``lowdim`` uses
-    only the state vector (state MLP), for low-dimensional tasks. An image encoder
-    (Diffusion Policy's ResNet-18 with GroupNorm + spatial softmax) is meant to be added as a new
-    ``type`` with its own fields here (e.g. ``image_shape``, ``crop_shape``), keeping the rest of the
-    policy unchanged: every encoder maps one observation step to a flat feature vector of
-    ``feature_dim`` and the U-Net is conditioned on ``n_obs_steps * feature_dim``.
+    only the state vector (state MLP), for low-dimensional tasks. ``image`` is Diffusion Policy's
+    image encoder (:mod:`dp_policy.core.vision`): per camera a ResNet-18 with GroupNorm and
+    spatial-softmax keypoints -> ``image_feature_dim``, concatenated with the raw normalized
+    ``agent_pos`` (as DP). Every encoder maps one observation step to a flat feature vector and the
+    U-Net is conditioned on ``n_obs_steps`` of them (:attr:`PolicyConfig.obs_feature_dim`).
     """
 
     type: str = field(default="dp3_pointnet", metadata={"help": "dp3_pointnet | lowdim"})
@@ -51,6 +52,27 @@ class EncoderConfig:
         default_factory=lambda: [64, 64], metadata={"help": "state MLP layer sizes (DP3: 64, 64)"}
     )
     num_points: int = field(default=1024, metadata={"help": "points per cloud the data was made with"})
+    # ---- image encoder (type: image) ----
+    camera_keys: list[str] = field(
+        default_factory=lambda: ["img"],
+        metadata={"help": "one image key / encoder per camera (zarr data/<key>)"},
+    )
+    image_shape: list[int] = field(
+        default_factory=lambda: [96, 96], metadata={"help": "(H, W) of the uint8 RGB images the data holds"}
+    )
+    crop_shape: list[int] = field(
+        default_factory=list,
+        metadata={"help": "(H, W) random crop (train) / center crop (inference); [] = 90%"},
+    )
+    num_keypoints: int = field(default=32, metadata={"help": "spatial-softmax keypoints per camera (DP: 32)"})
+    image_feature_dim: int = field(default=64, metadata={"help": "features per camera (DP: 64)"})
+    image_norm: str = field(
+        default="auto", metadata={"help": "range ([-1, 1], DP) | imagenet | auto (imagenet iff pretrained)"}
+    )
+    pretrained_encoder: str = field(
+        default="",
+        metadata={"help": "torchvision resnet18 weights (.safetensors) to start from; '' = scratch"},
+    )
 
     def __post_init__(self) -> None:
         if self.type not in ENCODER_TYPES:
@@ -64,6 +86,49 @@ class EncoderConfig:
             raise ValueError(f"encoder.state_mlp_dims must be non-empty, all > 0. Got {self.state_mlp_dims}")
         if self.num_points <= 0:
             raise ValueError(f"encoder.num_points must be > 0. Got {self.num_points}")
+        if self.type == "image":
+            self._check_image_fields()
+
+    def _check_image_fields(self) -> None:
+        """Validate the image-encoder fields; resolve ``crop_shape`` ([] -> 90%) and ``image_norm``."""
+        self.camera_keys = [str(k) for k in self.camera_keys]
+        if not self.camera_keys or len(set(self.camera_keys)) != len(self.camera_keys):
+            raise ValueError(f"encoder.camera_keys must be non-empty and unique. Got {self.camera_keys}")
+        for k in self.camera_keys:
+            if not k.isidentifier() or k in ("agent_pos", "point_cloud", "action", "state"):
+                raise ValueError(
+                    f"encoder.camera_keys entries must be identifiers other than agent_pos / point_cloud "
+                    f"/ action / state. Got {k!r}"
+                )
+        self.image_shape = [int(v) for v in self.image_shape]
+        if len(self.image_shape) != 2 or min(self.image_shape) < 32:
+            raise ValueError(f"encoder.image_shape must be [H, W], each >= 32 px. Got {self.image_shape}")
+        if not self.crop_shape:
+            self.crop_shape = [max(32, int(round(0.9 * v))) for v in self.image_shape]
+        self.crop_shape = [int(v) for v in self.crop_shape]
+        if (
+            len(self.crop_shape) != 2
+            or min(self.crop_shape) < 32
+            or any(c > i for c, i in zip(self.crop_shape, self.image_shape, strict=True))
+        ):
+            raise ValueError(
+                f"encoder.crop_shape must be [H, W], >= 32 px and <= image_shape {self.image_shape}. "
+                f"Got {self.crop_shape}"
+            )
+        if self.num_keypoints <= 0 or self.image_feature_dim <= 0:
+            raise ValueError(
+                "encoder.num_keypoints and encoder.image_feature_dim must be > 0. "
+                f"Got {self.num_keypoints}, {self.image_feature_dim}"
+            )
+        if self.image_norm not in IMAGE_NORMS:
+            raise ValueError(f"encoder.image_norm must be one of {IMAGE_NORMS}. Got {self.image_norm!r}")
+        if self.image_norm == "auto":
+            self.image_norm = "imagenet" if self.pretrained_encoder else "range"
+        if self.pretrained_encoder and not str(self.pretrained_encoder).endswith(".safetensors"):
+            raise ValueError(
+                "encoder.pretrained_encoder must be a .safetensors file (pickles are never loaded). "
+                f"Got {self.pretrained_encoder!r}"
+            )
 
     @property
     def point_channels(self) -> int:
@@ -75,6 +140,8 @@ class EncoderConfig:
         """Feature size of one observation step."""
         if self.type == "lowdim":
             return self.state_mlp_dims[-1]
+        if self.type == "image":  # visual part only; PolicyConfig.obs_feature_dim adds agent_pos
+            return self.image_feature_dim * len(self.camera_keys)
         return self.out_dim + self.state_mlp_dims[-1]
 
     @property
@@ -82,14 +149,22 @@ class EncoderConfig:
         """Observation keys this encoder reads."""
         if self.type == "lowdim":
             return ("agent_pos",)
+        if self.type == "image":
+            return (*self.camera_keys, "agent_pos")
         return ("point_cloud", "agent_pos")
+
+    @property
+    def image_keys(self) -> tuple[str, ...]:
+        """Camera image keys (empty unless ``type == 'image'``)."""
+        return tuple(self.camera_keys) if self.type == "image" else ()
 
 
 @dataclass
 class PolicyConfig:
     """A DP3 / Diffusion Policy: encoder, conditional 1-D U-Net, denoising objective, timing.
 
-    Shapes: observations ``point_cloud (B, n_obs_steps, N, 3|6)``, ``agent_pos (B, n_obs_steps,
+    Shapes: observations ``point_cloud (B, n_obs_steps, N, 3|6)`` (DP3) or, for the image encoder,
+    one ``<camera_key> (B, n_obs_steps, H, W, 3)`` uint8 per camera; ``agent_pos (B, n_obs_steps,
     state_dim)``; action chunk ``(B, horizon, action_dim)``.
     """
 
@@ -99,7 +174,13 @@ class PolicyConfig:
     joint_names: list[str] = field(
         default_factory=list, metadata={"help": "action column names (empty = unnamed)"}
     )
-    action_space: str = field(default="joint_position", metadata={"help": "joint_position"})
+    action_space: str = field(
+        default="joint_position",
+        metadata={
+            "help": "joint_position (absolute targets) | joint_position_delta (targets minus the "
+            "state at 'now', the newest observation: action_dim == state_dim, column j <-> state j)"
+        },
+    )
     dt: float = field(default=0.1, metadata={"help": "seconds between action rows / obs steps"})
     n_obs_steps: int = field(default=2, metadata={"help": "observation history length"})
     horizon: int = field(default=16, metadata={"help": "predicted rows"})
@@ -144,6 +225,11 @@ class PolicyConfig:
             )
         if self.action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}. Got {self.action_space!r}")
+        if self.action_space == "joint_position_delta" and self.action_dim != self.state_dim:
+            raise ValueError(
+                "action_space joint_position_delta adds the state at 'now' to every row: it needs "
+                f"action_dim == state_dim. Got action_dim {self.action_dim}, state_dim {self.state_dim}"
+            )
         if self.unet_type not in UNET_TYPES:
             raise ValueError(f"unet_type must be one of {UNET_TYPES}. Got {self.unet_type!r}")
         if self.beta_schedule not in BETA_SCHEDULES:
@@ -184,14 +270,27 @@ class PolicyConfig:
     # ---- presets / serialization ----
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> PolicyConfig:
-        """Build a preset (``dp3`` or ``simple_dp3``), with field overrides."""
+        """Build a preset (``dp3``, ``simple_dp3`` or ``image_dp``), with field overrides.
+
+        ``image_dp`` is Diffusion Policy's image policy (ResNet-18/GroupNorm/spatial-softmax encoder,
+        DP's U-Net, epsilon prediction). An ``encoder`` override dict is merged into the preset's.
+        """
         presets: dict[str, dict[str, Any]] = {
             "dp3": {"unet_type": "full", "down_dims": [512, 1024, 2048]},
             "simple_dp3": {"unet_type": "simple", "down_dims": [128, 256, 384]},
+            "image_dp": {
+                "unet_type": "full",
+                "down_dims": [512, 1024, 2048],
+                "prediction_type": "epsilon",
+                "encoder": {"type": "image"},
+            },
         }
         if name not in presets:
             raise ValueError(f"preset must be one of {sorted(presets)}. Got {name!r}")
         kwargs: dict[str, Any] = {"name": name, **presets[name]}
+        enc = overrides.get("encoder")
+        if isinstance(enc, dict) and isinstance(kwargs.get("encoder"), dict):
+            overrides = {**overrides, "encoder": {**kwargs["encoder"], **enc}}
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -220,6 +319,13 @@ class PolicyConfig:
         return self.encoder.obs_keys
 
     @property
+    def obs_feature_dim(self) -> int:
+        """Feature size of one observation step (image encoder: cameras + raw agent_pos, as DP)."""
+        if self.encoder.type == "image":
+            return self.encoder.feature_dim + self.state_dim
+        return self.encoder.feature_dim
+
+    @property
     def global_cond_dim(self) -> int:
         """U-Net global-condition size: features of ``n_obs_steps`` observations."""
-        return self.encoder.feature_dim * self.n_obs_steps
+        return self.obs_feature_dim * self.n_obs_steps

@@ -1,11 +1,15 @@
-"""DP3 zarr demonstrations and Diffusion-Policy sequence sampling.
+"""DP3 / Diffusion Policy zarr demonstrations and Diffusion-Policy sequence sampling.
 
-Zarr v2 layout (as DP3's ``ReplayBuffer``)::
+Zarr v2 layout (as DP3's / Diffusion Policy's ``ReplayBuffer``)::
 
-    data/point_cloud  (T, N, 3|6) float32
+    data/point_cloud  (T, N, 3|6) float32 DP3 clouds
+    data/img          (T, H, W, 3) uint8  image DP: RGB frames (one array per camera key)
     data/state        (T, D) float32      -> observation key ``agent_pos``
     data/action       (T, A) float32
     meta/episode_ends (E,) int64          exclusive end index of every episode
+
+Images stay uint8 in memory (4 GB holds ~50k 96x96 frames); the image encoder converts and crops
+them per batch. Only the ``n_obs_steps`` observation frames of a window are gathered.
 
 Sequences of ``horizon`` steps start anywhere from ``-pad_before`` to ``L - horizon + pad_after``
 inside an episode of length L; out-of-episode steps repeat the first / last frame (Diffusion
@@ -22,19 +26,36 @@ import numpy as np
 KEY_MAP = {"point_cloud": "point_cloud", "state": "agent_pos", "action": "action"}
 
 
-def load_zarr(path: str | Path, keys: tuple[str, ...] = ("point_cloud", "state", "action")) -> dict:
-    """Read a DP3 zarr store into memory -> {point_cloud, agent_pos, action, episode_ends}."""
+def is_image_array(arr) -> bool:
+    """True for a uint8 (T, H, W, 3) array (an image stream of the zarr layout)."""
+    return np.dtype(arr.dtype) == np.uint8 and len(arr.shape) == 4 and arr.shape[-1] == 3
+
+
+def load_zarr(path: str | Path, keys: tuple[str, ...] | None = None) -> dict:
+    """Read a zarr store into memory -> {point_cloud, <image keys>, agent_pos, action, episode_ends}.
+
+    ``keys=None`` reads state, action, point_cloud when present, and every image array
+    (uint8 (T, H, W, 3), kept uint8 under its own name, e.g. ``img``). Other arrays become float32.
+    """
     import zarr
 
     path = Path(path)
     if not path.exists():
         raise ValueError(f"dataset {str(path)!r} does not exist")
     root = zarr.open(str(path), mode="r")
+    if keys is None:
+        present = set(root["data"].array_keys()) if "data" in root else set()
+        images = sorted(k for k in present if is_image_array(root[f"data/{k}"]))
+        keys = ("state", "action", *(["point_cloud"] if "point_cloud" in present else []), *images)
     out: dict[str, np.ndarray] = {}
     for key in keys:
         if f"data/{key}" not in root:
             raise ValueError(f"dataset {str(path)!r} has no data/{key}")
-        out[KEY_MAP[key]] = np.asarray(root[f"data/{key}"][:], dtype=np.float32)
+        arr = root[f"data/{key}"]
+        if is_image_array(arr):
+            out[key] = np.asarray(arr[:])
+        else:
+            out[KEY_MAP.get(key, key)] = np.asarray(arr[:], dtype=np.float32)
     if "meta/episode_ends" not in root:
         raise ValueError(f"dataset {str(path)!r} has no meta/episode_ends")
     out["episode_ends"] = np.asarray(root["meta/episode_ends"][:], dtype=np.int64)
@@ -46,7 +67,8 @@ def validate_arrays(data: dict) -> None:
     """Check lengths and episode_ends of in-memory demonstration arrays."""
     ends = data["episode_ends"]
     n = len(data["action"])
-    for key in ("agent_pos", "point_cloud"):
+    images = [k for k, v in data.items() if isinstance(v, np.ndarray) and k != "action" and is_image_array(v)]
+    for key in ("agent_pos", "point_cloud", *images):
         if key in data and len(data[key]) != n:
             raise ValueError(f"{key} has {len(data[key])} steps, action has {n}")
     if len(ends) == 0 or ends[-1] != n or np.any(np.diff(ends) <= 0) or ends[0] <= 0:
@@ -54,7 +76,10 @@ def validate_arrays(data: dict) -> None:
 
 
 def save_zarr(path: str | Path, episodes: list[dict[str, np.ndarray]]) -> None:
-    """Write episodes (each: point_cloud (L,N,C), state (L,D), action (L,A)) as a DP3 zarr store."""
+    """Write episodes (each: point_cloud (L,N,C), state (L,D), action (L,A)) as a DP3 zarr store.
+
+    uint8 (L, H, W, 3) image entries (e.g. ``img``) are written as uint8 ``data/<key>``.
+    """
     import zarr
 
     root = zarr.open(str(path), mode="w")
@@ -66,6 +91,9 @@ def save_zarr(path: str | Path, episodes: list[dict[str, np.ndarray]]) -> None:
         arr = np.concatenate([ep[key] for ep in episodes]).astype(np.float32)
         chunks = (min(100, len(arr)), *arr.shape[1:])
         data.create_dataset(key, data=arr, chunks=chunks)
+    for key in sorted(k for k, v in episodes[0].items() if is_image_array(np.asarray(v))):
+        arr = np.concatenate([ep[key] for ep in episodes]).astype(np.uint8)
+        data.create_dataset(key, data=arr, chunks=(min(100, len(arr)), *arr.shape[1:]))
     ends = np.cumsum([len(ep["action"]) for ep in episodes]).astype(np.int64)
     meta.create_dataset("episode_ends", data=ends)
 

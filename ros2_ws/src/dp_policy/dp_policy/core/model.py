@@ -13,15 +13,21 @@ from torch import nn
 from dp_policy.core.config import PolicyConfig
 from dp_policy.core.modules import build_encoder, build_unet
 from dp_policy.core.noise import DDIMTable, flow_timesteps, make_train_scheduler
+from dp_policy.core.vision import build_image_encoder
 
 
 class DiffusionPolicyModel(nn.Module):
     """Encoder + U-Net with ``compute_loss`` (training) and ``sample`` (fast inference loop)."""
 
-    def __init__(self, cfg: PolicyConfig) -> None:
+    def __init__(self, cfg: PolicyConfig, load_pretrained: bool = True) -> None:
+        """``load_pretrained``: load ``cfg.encoder.pretrained_encoder`` (image encoder) if set;
+        checkpoints pass False since their weights replace it."""
         super().__init__()
         self.cfg = cfg
-        self.obs_encoder = build_encoder(cfg)
+        if cfg.encoder.type == "image":  # Diffusion Policy's ResNet-18 encoder (core/vision.py)
+            self.obs_encoder = build_image_encoder(cfg, load_pretrained=load_pretrained)
+        else:
+            self.obs_encoder = build_encoder(cfg)
         self.model = build_unet(cfg)
         self.train_scheduler = make_train_scheduler(cfg)
         self._tables: dict[tuple, object] = {}

@@ -27,6 +27,7 @@ from dp_policy.core.config import PolicyConfig
 from dp_policy.core.model import DiffusionPolicyModel
 from dp_policy.core.modules import prepare_fast_convs
 from dp_policy.core.normalizer import Normalizer
+from dp_policy.core.vision import dummy_image_obs, image_obs_tensors  # image DP (issue 9)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Policy:
             if cfg.encoder.use_rgb:
                 pts = np.concatenate([pts, np.full_like(pts, 0.5)], axis=-1)
             obs["point_cloud"] = pts.astype(np.float32)
+        obs.update(dummy_image_obs(cfg))  # image DP: gray frames per camera (none for DP3)
         dt = 0.0
         for _ in range(iterations):
             t0 = time.perf_counter()
@@ -147,6 +149,7 @@ class Policy:
             if cfg.normalize_points:
                 pc = self.normalizer.normalize("point_cloud", pc)
             out["point_cloud"] = pc
+        out.update(image_obs_tensors(obs, cfg, batched))  # image DP: uint8 (B, n_obs, H, W, 3) per camera
         for v in out.values():
             if not torch.isfinite(v).all():
                 raise ValueError("observation contains NaN or inf")
