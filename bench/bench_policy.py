@@ -6,6 +6,8 @@
   baseline (published pattern: nn.Conv1d modules, per-step FiLM, ``DDIMScheduler.step`` loop) on
   the same weights, with the max abs difference of their outputs (same noise, action units).
 - Flow matching latency at 1 / 2 / 4 Euler steps.
+- dp3 reduced precision: one U-Net pass with bf16 weights (plain and oneDNN-prepacked GEMMs) next
+  to the fp32 prepacked pass ``Policy`` runs, with the output difference.
 - One training step (forward + backward + AdamW), simple_dp3, batch 128, 512 points, ours vs the
   baseline forward.
 - Flow matching: chunk-end error on held-out episodes of the synthetic reach task vs steps
@@ -27,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dp_policy"))
 
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig  # noqa: E402
+from dp_policy.core.modules import PackedWeight, prepack_linear_weight, prepare_fast_convs  # noqa: E402
 from dp_policy.core.reference import (  # noqa: E402
     reference_encode_obs,
     reference_sample,
@@ -122,6 +125,42 @@ def bench_flow_steps_dp3(reps: int) -> None:
         print(f"dp3         flow {k:>2} step(s)       p50 {f50:8.1f} ms  p99 {f99:8.1f} ms")
 
 
+def bench_reduced_precision(reps: int) -> None:
+    """dp3: one U-Net pass with fp32 prepacked weights (what Policy runs) vs bf16 weights, same input."""
+    torch.manual_seed(0)
+    cfg = PolicyConfig.preset("dp3")
+    unet = DiffusionPolicyModel(cfg).model.eval().requires_grad_(False)
+    x, t, g = torch.randn(1, 16, 7), torch.tensor([50]), torch.randn(1, cfg.global_cond_dim)
+    with torch.inference_mode():
+        prepare_fast_convs(unet)
+        films = unet.film_from_cond(t, g)
+        ref = unet.forward_film(x, films)
+        f50, _ = _stats(lambda: unet.forward_film(x, films), reps)
+        print(f"dp3         one U-Net pass fp32 (prepacked)  p50 {f50:8.1f} ms")
+        unet.to(torch.bfloat16)
+        bfilms = [(a.bfloat16(), b.bfloat16()) for a, b in films]
+        xb = x.bfloat16()
+        for packed in (False, True):
+            for m in unet.modules():  # bf16 weights: plain bf16 GEMM, or oneDNN-prepacked bf16
+                if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                    w = m.weight.detach()
+                    w_io = w.reshape(m.in_channels, -1) if isinstance(m, torch.nn.ConvTranspose1d) else (
+                        w.reshape(m.out_channels, -1).t())  # fmt: skip
+                    m._fast_w = None if packed else w_io.contiguous()
+                    m._packed_w = PackedWeight(prepack_linear_weight(w_io.t())) if packed else None
+            try:
+                out = unet.forward_film(xb, bfilms)
+                b50, _ = _stats(lambda: unet.forward_film(xb, bfilms), reps)
+            except RuntimeError as exc:  # oneDNN without bf16 support on this CPU
+                kind = "prepacked" if packed else "plain"
+                print(f"dp3         one U-Net pass bf16 {kind}: unavailable ({exc})")
+                continue
+            diff = float((out.float() - ref).abs().max())
+            print(f"dp3         one U-Net pass bf16 ({'prepacked' if packed else 'plain GEMM'})"
+                  f"{'' if packed else ' '} p50 {b50:8.1f} ms  ({f50 / b50:.2f}x fp32; max |diff| {diff:.1e} "
+                  "normalized units, fp32 tolerance 1e-4)")  # fmt: skip
+
+
 def bench_train_step(reps: int) -> None:
     """simple_dp3 training step, batch 128, 512 points: ours vs the published encoder + U-Net pattern."""
     torch.manual_seed(0)
@@ -196,6 +235,7 @@ def main() -> None:
     bench_inference("simple_dp3", reps=10 if q else 30, ref_reps=3 if q else 10, compile_=True)
     bench_inference("dp3", reps=3 if q else 7, ref_reps=1 if q else 3, compile_=not q)
     bench_flow_steps_dp3(reps=2 if q else 5)
+    bench_reduced_precision(reps=5 if q else 15)
     bench_train_step(reps=2 if q else 4)
     bench_flow_accuracy(steps=300 if q else 900)
 

@@ -180,9 +180,6 @@ def fast_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     weight viewed as (k * C, O) uses MKL's GEMM instead. After :func:`prepare_fast_convs` the
     inference path uses a contiguous copy of that layout. Returns (B, O, T') (a transposed view).
     """
-    w = getattr(conv, "_fast_w", None)
-    if w is None or torch.is_grad_enabled():
-        w = conv.weight.reshape(conv.out_channels, -1).t()
     bsz, c, _ = x.shape
     k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
     if k == 1:
@@ -193,7 +190,14 @@ def fast_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
         u = xp.unfold(2, k, s)  # (B, C, T', k)
         t_out = u.shape[2]
         cols = u.permute(0, 2, 1, 3).reshape(bsz * t_out, c * k)
-    y = torch.addmm(conv.bias, cols, w)  # (B*T', O)
+    packed = getattr(conv, "_packed_w", None)
+    if packed is not None and not torch.is_grad_enabled() and cols.device.type == "cpu":
+        y = packed_linear(cols, packed.weight, conv.bias)
+    else:
+        w = getattr(conv, "_fast_w", None)
+        if w is None or torch.is_grad_enabled():
+            w = conv.weight.reshape(conv.out_channels, -1).t()
+        y = torch.addmm(conv.bias, cols, w)  # (B*T', O)
     return y.view(bsz, t_out, -1).transpose(1, 2)
 
 
@@ -203,30 +207,86 @@ def fast_conv_transpose1d(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Te
     ``out[2m] = z[m, 1] + z[m-1, 3]`` and ``out[2m+1] = z[m, 2] + z[m+1, 0]`` with
     ``z[m, j] = W[:, :, j]^T x[m]``. Returns (B, O, 2T) (a transposed view).
     """
-    w = getattr(conv, "_fast_w", None)
-    if w is None or torch.is_grad_enabled():
-        w = conv.weight.reshape(conv.in_channels, -1)
     bsz, _, t = x.shape
     o = conv.out_channels
-    z = (x.transpose(1, 2).reshape(bsz * t, -1) @ w).view(bsz, t, o, 4)
+    rows = x.transpose(1, 2).reshape(bsz * t, -1)
+    packed = getattr(conv, "_packed_w", None)
+    if packed is not None and not torch.is_grad_enabled() and rows.device.type == "cpu":
+        z = packed_linear(rows, packed.weight, None).view(bsz, t, o, 4)
+    else:
+        w = getattr(conv, "_fast_w", None)
+        if w is None or torch.is_grad_enabled():
+            w = conv.weight.reshape(conv.in_channels, -1)
+        z = (rows @ w).view(bsz, t, o, 4)
     even = z[..., 1] + F.pad(z[..., 3], (0, 0, 1, 0))[:, :t]
     odd = z[..., 2] + F.pad(z[..., 0], (0, 0, 0, 1))[:, 1:]
     out = torch.stack([even, odd], dim=2).view(bsz, 2 * t, o) + conv.bias
     return out.transpose(1, 2)
 
 
-def prepare_fast_convs(module: nn.Module, enable: bool = True) -> None:
+def onednn_prepack_available() -> bool:
+    """True when this torch has oneDNN's prepacked fp32 linear (CPU builds with MKL-DNN)."""
+    mkldnn = getattr(torch.ops, "mkldnn", None)
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(mkldnn, "_reorder_linear_weight")
+        and hasattr(mkldnn, "_linear_pointwise")
+    )
+
+
+class PackedWeight:
+    """A oneDNN-prepacked weight held by a conv (``_packed_w``); not part of the state_dict.
+
+    oneDNN tensors have no storage, so ``copy.deepcopy`` (e.g. an EMA copy of a prepared model)
+    yields None instead: the copy uses the plain GEMM path until it is prepared itself.
+    """
+
+    __slots__ = ("weight",)
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight
+
+    def __deepcopy__(self, memo: dict) -> None:
+        return None
+
+
+def prepack_linear_weight(w_oi: torch.Tensor, rows_hint: int = 16) -> torch.Tensor:
+    """oneDNN-reordered copy of a linear weight (O, I) fp32 on the CPU, for :func:`packed_linear`."""
+    return torch.ops.mkldnn._reorder_linear_weight(w_oi.detach().contiguous(), rows_hint)
+
+
+def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x (M, I) @ W^T + bias`` against a :func:`prepack_linear_weight` weight -> (M, O), fp32."""
+    return torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, bias, "none", [], "")
+
+
+def prepare_fast_convs(module: nn.Module, enable: bool = True, prepack: bool = True) -> None:
     """Lay out every Conv1d / ConvTranspose1d weight for the GEMM path (inference only).
 
-    Call again after the weights change; ``enable=False`` restores the plain PyTorch convs.
+    With ``prepack`` (fp32 weights on the CPU, oneDNN present) the weights are also reordered once
+    into oneDNN's blocked layout: at batch 1 every conv is a GEMM with only 4-16 rows (the horizon),
+    where MKL's plain sgemm reads the weights at ~11 GB/s on this 2-core CPU and oneDNN's prepacked
+    kernel at ~35-50 GB/s (the memory bandwidth; ``bench/bench_policy.py`` shows the effect on dp3).
+    Results equal the plain GEMM's to fp32 rounding. Otherwise (CUDA, other dtypes, torch.compile)
+    a contiguous (k*C, O) copy feeds ``addmm``. Call again after the weights change;
+    ``enable=False`` restores the plain PyTorch convs.
     """
     for m in module.modules():
+        if not isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
+            continue
+        m._fast_w = None
+        m._packed_w = None
+        if not enable:
+            continue
+        w = m.weight.detach()
         if isinstance(m, nn.ConvTranspose1d):
-            # weight (C, O, 4) -> (C, O*4)
-            m._fast_w = m.weight.detach().reshape(m.in_channels, -1).contiguous() if enable else None
-        elif isinstance(m, nn.Conv1d):
-            # weight (O, C, k) -> (C*k, O), matching unfold's (C, k) order
-            m._fast_w = m.weight.detach().reshape(m.out_channels, -1).t().contiguous() if enable else None
+            w_io = w.reshape(m.in_channels, -1)  # (C, O*4): z = x @ w_io
+        else:
+            w_io = w.reshape(m.out_channels, -1).t()  # (C*k, O), matching unfold's (C, k) order
+        if prepack and w.device.type == "cpu" and w.dtype == torch.float32 and onednn_prepack_available():
+            m._packed_w = PackedWeight(prepack_linear_weight(w_io.t()))
+        else:
+            m._fast_w = w_io.contiguous()
 
 
 class Conv1dBlock(nn.Module):

@@ -56,7 +56,7 @@ class Policy:
         if self.num_inference_steps <= 0:
             raise ValueError(f"num_inference_steps must be > 0. Got {self.num_inference_steps}")
         self.fast = fast
-        prepare_fast_convs(self.model, enable=fast)
+        prepare_fast_convs(self.model, enable=fast, prepack=not compile)
         self.model.clear_cache()
         self._compiled = False
         if compile:
@@ -92,6 +92,8 @@ class Policy:
 
     def compile(self) -> None:
         """``torch.compile`` the denoising network (falls back to eager if compilation fails)."""
+        # Dynamo cannot trace oneDNN's opaque prepacked weights: compiled graphs use plain GEMMs.
+        prepare_fast_convs(self.model, enable=self.fast, prepack=False)
         try:
             self.model.model.forward_film = torch.compile(self.model.model.forward_film, dynamic=False)
             self._compiled = True
