@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of the dp_policy core (prints our figures and the published-pattern baseline).
 
+- Parameter counts of the ``dp3`` and ``simple_dp3`` presets.
 - ``predict_action_chunk`` latency p50 / p99 at batch 1 (1024 points, n_obs_steps 2, horizon 16,
   7-D state and action, 10 DDIM steps) for simple_dp3 and dp3: ours eager, ours compiled, and the
   baseline (published pattern: nn.Conv1d modules, per-step FiLM, ``DDIMScheduler.step`` loop) on
@@ -67,6 +68,18 @@ def _obs(n_points: int = 1024) -> dict[str, np.ndarray]:
         "point_cloud": rng.uniform(-0.4, 0.4, (2, n_points, 3)).astype(np.float32),
         "agent_pos": rng.uniform(-1, 1, (2, 7)).astype(np.float32),
     }
+
+
+def print_parameter_counts() -> None:
+    """Parameter counts of the presets (7-D state/action, xyz points, n_obs_steps 2)."""
+    for preset in ("dp3", "simple_dp3"):
+        with torch.device("meta"):
+            net = DiffusionPolicyModel(PolicyConfig.preset(preset))
+        enc = sum(p.numel() for p in net.obs_encoder.parameters())
+        unet = sum(p.numel() for p in net.model.parameters())
+        print(
+            f"{preset:<11} parameters {enc + unet:>13,} (point encoder + state MLP {enc:,}; U-Net {unet:,})"
+        )
 
 
 def bench_inference(preset: str, reps: int, ref_reps: int, compile_: bool) -> None:
@@ -232,6 +245,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     q = args.quick
     print(f"dp_policy bench (torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    print_parameter_counts()
     bench_inference("simple_dp3", reps=10 if q else 30, ref_reps=3 if q else 10, compile_=True)
     bench_inference("dp3", reps=3 if q else 7, ref_reps=1 if q else 3, compile_=not q)
     bench_flow_steps_dp3(reps=2 if q else 5)
