@@ -405,6 +405,23 @@ def test_predict_action_chunk_and_save_load_bit_identical(tmp_path):
         loaded.predict_action_chunk({"agent_pos": obs["agent_pos"]})
 
 
+def test_channels_last_inference_matches_nchw():
+    """Policy lays the image trunks out NHWC on the CPU; same chunk as NCHW to fp32 rounding."""
+    torch.manual_seed(0)
+    cfg = _tiny_image_cfg(joint_names=["a", "b"])
+    model = DiffusionPolicyModel(cfg)
+    obs = _image_obs(np.random.default_rng(1))
+    noise = np.random.default_rng(2).standard_normal((cfg.horizon, 2)).astype(np.float32)
+    nchw = Policy(cfg, model, _norm(), fast=False)
+    assert not model.obs_encoder.channels_last
+    a = nchw.predict_action_chunk(obs, noise=noise)
+    nhwc = Policy(cfg, model, _norm())
+    conv1 = model.obs_encoder.cameras["img"].backbone.conv1.weight
+    assert model.obs_encoder.channels_last and conv1.is_contiguous(memory_format=torch.channels_last)
+    b = nhwc.predict_action_chunk(obs, noise=noise)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- data / training
 
 

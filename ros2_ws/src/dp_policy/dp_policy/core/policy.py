@@ -57,6 +57,8 @@ class Policy:
             raise ValueError(f"num_inference_steps must be > 0. Got {self.num_inference_steps}")
         self.fast = fast
         prepare_fast_convs(self.model, enable=fast, prepack=not compile)
+        if fast and self.device.type == "cpu" and hasattr(self.model.obs_encoder, "use_channels_last"):
+            self.model.obs_encoder.use_channels_last(True)  # image encoder: NHWC convs (~2x on CPU)
         self.model.clear_cache()
         self._compiled = False
         if compile:

