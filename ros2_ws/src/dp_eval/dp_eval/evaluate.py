@@ -9,7 +9,8 @@ Examples::
 Modes:
   stepped   (default) deterministic, as fast as possible: every recorded cloud goes through the
             perception core and the policy core in this process, in bag order (same bag +
-            checkpoint + seed -> identical chunks).
+            checkpoint + seed -> identical chunks). Image Diffusion Policy checkpoints replay the
+            image topic (image_topic, default camera/image) the way policy_node converts it.
   realtime  plays the bag with /clock into the real perception_node and policy_node (separate
             processes, use_sim_time) and records their outputs; needs the built workspace.
 
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     from dp_eval.core.bagio import BagWriter
     from dp_eval.core.episodes import load_bag
     from dp_eval.core.report import write_report
-    from dp_eval.core.stepped import run_stepped
+    from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint, run_stepped
 
     overrides = parse_set(args.set)
     if args.camera_to_target:
@@ -127,19 +128,36 @@ def run(args: argparse.Namespace) -> dict:
     cfg = build_config(args.config or default_config_path(), overrides)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bag = load_bag(
-        args.bag,
-        cloud_topic=cfg.cloud_topic,
-        joint_topic=cfg.joint_topic,
-        action_topic=cfg.action_topic,
-        action_joint_names=cfg.action_joint_names,
-        episode_topic=cfg.episode_topic,
-        episode_key=cfg.episode_key,
-        episode_gap_s=cfg.episode_gap_s,
-    )
+    bags: dict[str, object] = {}
+
+    def bag_for(topic: str):
+        """The bag read with `topic` (clouds, or images for image policies) as the frame stream."""
+        if topic not in bags:
+            bags[topic] = load_bag(
+                args.bag,
+                cloud_topic=topic,
+                joint_topic=cfg.joint_topic,
+                action_topic=cfg.action_topic,
+                action_joint_names=cfg.action_joint_names,
+                episode_topic=cfg.episode_topic,
+                episode_key=cfg.episode_key,
+                episode_gap_s=cfg.episode_gap_s,
+            )
+        return bags[topic]
+
     names = unique_names(args.checkpoint)
     runs = []
+    bag = None  # the report's episodes and ground truth: those of the first checkpoint's stream
     for ckpt, name in zip(args.checkpoint, names, strict=True):
+        ck_bag = bag_for(frame_topic_of(ckpt, cfg))
+        if bag is None:
+            bag = ck_bag
+        elif len(ck_bag.episodes) != len(bag.episodes):
+            raise ValueError(
+                f"{ckpt}: its frame topic {ck_bag.cloud_topic!r} splits the bag into "
+                f"{len(ck_bag.episodes)} episodes, {bag.cloud_topic!r} into {len(bag.episodes)}: "
+                "evaluate these checkpoints separately (or record an episode topic)"
+            )
         ck_dir = out / name
         ck_dir.mkdir(parents=True, exist_ok=True)
         if args.mode == "stepped":
@@ -153,7 +171,7 @@ def run(args: argparse.Namespace) -> dict:
                 out_bag = BagWriter(bag_dir, storage=cfg.output_storage).open()
             try:
                 result = run_stepped(
-                    args.bag, bag, ckpt, cfg, seed=args.seed, out_bag=out_bag,
+                    args.bag, ck_bag, ckpt, cfg, seed=args.seed, out_bag=out_bag,
                     progress=not args.no_progress, name=name,
                 )  # fmt: skip
             finally:
@@ -164,10 +182,15 @@ def run(args: argparse.Namespace) -> dict:
         else:
             from dp_eval.realtime import run_realtime
 
+            if is_image_checkpoint(ckpt):
+                raise ValueError(
+                    f"{ckpt} is an image policy: --mode realtime replays clouds through perception_node "
+                    "only; evaluate image policies with --mode stepped (the default)"
+                )
             runs.append(
                 run_realtime(
                     args.bag,
-                    bag,
+                    ck_bag,
                     ckpt,
                     cfg,
                     out_dir=ck_dir,

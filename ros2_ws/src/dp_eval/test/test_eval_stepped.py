@@ -12,7 +12,7 @@ from rosbags.highlevel import AnyReader
 from dp_eval.core.config import EvalConfig
 from dp_eval.core.episodes import load_bag
 from dp_eval.core.stepped import run_stepped
-from dp_eval.core.synthetic import make_checkpoint, write_synthetic_bag
+from dp_eval.core.synthetic import joint_trajectory, make_checkpoint, write_synthetic_bag
 from dp_eval.evaluate import main
 
 
@@ -90,3 +90,56 @@ def test_cli_errors_are_reported(data, tmp_path, capsys):
                "--set", "action_topic=nope", "--no-progress"])  # fmt: skip
     assert rc == 2
     assert "no action topic" in capsys.readouterr().err
+
+
+def test_stepped_image_policy_replays_the_image_topic(tmp_path, capsys):
+    """An image Diffusion Policy checkpoint replays camera/image (bgr8 here) as policy_node would:
+    converted to RGB and fitted to the checkpoint's image shape, same history and seeding as clouds.
+    Compared in one report with a DP3 checkpoint on the same bag."""
+    from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint
+    from dp_policy.core import Policy
+    from dp_policy.image_conversion import fit_image
+
+    torch.set_num_threads(1)
+    bag_dir = tmp_path / "bag"
+    write_synthetic_bag(bag_dir, storage="mcap", episodes=2, episode_s=1.0, width=32, height=24, images=True)
+    img_ckpt = make_checkpoint(tmp_path / "image_dp", preset="image_dp", seed=0)
+    dp3_ckpt = make_checkpoint(tmp_path / "simple_dp3", seed=0)
+    cfg = EvalConfig()
+    assert is_image_checkpoint(img_ckpt) and not is_image_checkpoint(dp3_ckpt)
+    assert (
+        frame_topic_of(img_ckpt, cfg) == "camera/image" and frame_topic_of(dp3_ckpt, cfg) == "camera/points"
+    )
+
+    bag = load_bag(bag_dir, cloud_topic="camera/image")
+    assert bag.cloud_topic == "camera/image" and bag.cloud_stamps.size == 22
+    policy = Policy.from_checkpoint(img_ckpt)
+    run = run_stepped(bag_dir, bag, img_ckpt, cfg, seed=4, progress=False, policy=policy)
+    assert [len(e.stamps) for e in run.episodes] == [10, 10]  # the first image has no dt-old history
+    assert run.episodes[0].rows[0].shape == (15, 7) and not run.dropped.get("image_conversion")
+
+    # The first chunk equals the core's output for the same two frames, joint states and noise.
+    with AnyReader([bag_dir]) as reader:
+        conns = [c for c in reader.connections if c.topic == "camera/image"]
+        frames = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)][:2]
+    rgb = [fr.data.reshape(fr.height, fr.width, 3)[:, :, ::-1] for fr in frames]  # bgr8 -> RGB
+    stamps = [fr.header.stamp.sec + 1e-9 * fr.header.stamp.nanosec for fr in frames]
+    assert run.episodes[0].stamps[0] == pytest.approx(stamps[1])
+    q = joint_trajectory(np.asarray(stamps) - 1.0, 0).astype(np.float32)  # episode 0 starts at 1 s
+    obs = {"img": np.stack([fit_image(np.ascontiguousarray(x), (36, 48)) for x in rgb]), "agent_pos": q}
+    expected = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(4))[1:]
+    np.testing.assert_allclose(run.episodes[0].rows[0], expected, atol=1e-4)
+
+    # One report for both policies: each replays its own stream of the same bag.
+    out = tmp_path / "report"
+    rc = main(["--bag", str(bag_dir), "--checkpoint", str(dp3_ckpt), "--checkpoint", str(img_ckpt),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["overall"]["n_chunks"] for c in summary["checkpoints"]] == [20, 20]
+    with AnyReader([out / "image_dp" / "outputs"]) as r:
+        counts = {c.topic: c.msgcount for c in r.connections}
+    assert counts == {"dp/action_chunk": 20}  # no dp/points: images do not go through perception
+    rc = main(["--bag", str(bag_dir), "--checkpoint", str(img_ckpt), "--out", str(tmp_path / "rt"),
+               "--mode", "realtime", "--no-progress"])  # fmt: skip
+    assert rc == 2 and "--mode stepped" in capsys.readouterr().err

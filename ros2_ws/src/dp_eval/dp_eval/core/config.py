@@ -21,6 +21,10 @@ class EvalConfig:
     """
 
     cloud_topic: str = field(default="camera/points", metadata=_help("Raw camera cloud topic."))
+    image_topic: str = field(
+        default="camera/image",
+        metadata=_help("sensor_msgs/Image topic replayed for image Diffusion Policy checkpoints."),
+    )
     joint_topic: str = field(default="joint_states", metadata=_help("sensor_msgs/JointState topic."))
     action_topic: str = field(
         default="expert/joint_command",

@@ -11,6 +11,14 @@ For every recorded cloud, in bag order, exactly what the nodes do, minus the tra
 
 "now" is the newest cloud's stamp, and joint states are known up to that stamp. No wall clock
 enters, so the same bag, checkpoint and seed give identical chunks.
+
+Image Diffusion Policy checkpoints (encoder type ``image``) replay the bag's image topic instead
+(``EvalConfig.image_topic``, load the bag with it as the frame topic: :func:`frame_topic_of`)::
+
+    image (bag) -> dp_policy.image_conversion.image_msg_to_rgb -> fit_image(checkpoint's image_shape)
+                -> the same ObservationHistory / timer / seeding as clouds
+
+which is what policy_node does to ``camera/image``; nothing goes through perception.
 """
 
 from __future__ import annotations
@@ -71,6 +79,22 @@ def obs_history_api():
     except ImportError:
         from dp_policy.core import obs_history as oh
     return oh.ObservationError, oh.ObservationHistory, oh.ObsHistoryConfig
+
+
+def is_image_checkpoint(path: str | Path) -> bool:
+    """True when the checkpoint directory holds an image policy (encoder type ``image``)."""
+    import json
+
+    try:
+        meta = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False  # load_policy reports the real problem
+    return (meta.get("policy", {}).get("encoder", {}) or {}).get("type") == "image"
+
+
+def frame_topic_of(checkpoint: str | Path, cfg: EvalConfig) -> str:
+    """The bag topic whose messages drive the replay: image_topic for image policies, else cloud_topic."""
+    return cfg.image_topic if is_image_checkpoint(checkpoint) else cfg.cloud_topic
 
 
 def perception_config_of(policy):
@@ -198,7 +222,7 @@ def run_stepped(
     name: str | None = None,
     policy=None,
 ) -> RunResult:
-    """Runs the policy on every recorded cloud of `bag` (see the module docstring).
+    """Runs the policy on every recorded cloud (image policies: image) of `bag` (module docstring).
 
     Args:
         bag_path: the bag (read again for the clouds).
@@ -215,6 +239,7 @@ def run_stepped(
 
     from dp_common.core.joint_states import JointStateBuffer
     from dp_perception.core import PerceptionError, preprocess_cloud
+    from dp_policy.image_conversion import fit_image, image_msg_to_rgb
 
     ObservationError, ObservationHistory, ObsHistoryConfig = obs_history_api()
 
@@ -229,17 +254,23 @@ def run_stepped(
             f"checkpoint state_dim={pc.state_dim} but only {len(joint_names)} joint names; "
             "agent_pos is taken as the positions of the first state_dim joints"
         )
-    pcfg = perception_config_of(policy)
-    transform = resolve_transform(bag.cloud_frame, pcfg.target_frame, bag, cfg)
+    image_key = pc.encoder.image_keys[0] if pc.encoder.type == "image" else None
+    if image_key is not None and len(pc.encoder.image_keys) != 1:
+        keys = list(pc.encoder.image_keys)
+        raise ValueError(f"replay serves one camera (image_topic); the checkpoint has {keys}")
+    image_shape = tuple(int(v) for v in pc.encoder.image_shape) if image_key else ()
+    pcfg = perception_config_of(policy) if image_key is None else None
+    transform = resolve_transform(bag.cloud_frame, pcfg.target_frame, bag, cfg) if pcfg else None
     hist_cfg = ObsHistoryConfig(
         n_obs_steps=pc.n_obs_steps,
         dt=pc.dt,
-        num_points=pcfg.num_points,
-        point_channels=6 if pcfg.use_rgb else 3,
+        num_points=pcfg.num_points if pcfg else 0,
+        point_channels=(6 if pcfg.use_rgb else 3) if pcfg else 0,
         obs_timeout_s=max(0.5, 2 * pc.dt),
         future_tolerance_s=0.05,
         step_tolerance_s=min(cfg.step_tolerance_s, 0.9 * pc.dt),
         joint_tolerance_s=cfg.joint_tolerance_s,
+        **({"obs_key": image_key, "image_shape": image_shape} if image_key else {}),
     )
     period = 1.0 / cfg.policy_rate_hz if cfg.policy_rate_hz > 0 else pc.dt
     pid = policy_id_of(checkpoint, policy)
@@ -251,7 +282,8 @@ def run_stepped(
     timings: dict[str, list[float]] = {"preprocess": [], "inference": []}
     dropped: Counter = Counter()
     if out_bag is not None:
-        out_bag.add_topic(POINTS_TOPIC, "sensor_msgs/msg/PointCloud2")
+        if pcfg is not None:
+            out_bag.add_topic(POINTS_TOPIC, "sensor_msgs/msg/PointCloud2")
         out_bag.add_topic(CHUNK_TOPIC, "dp_msgs/msg/ActionChunk")
         ts = out_bag.typestore
 
@@ -259,7 +291,8 @@ def run_stepped(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=bag.cloud_stamps.size, desc=f"stepped {name}", unit="cloud", leave=False)
+        unit = "image" if image_key else "cloud"
+        bar = tqdm(total=bag.cloud_stamps.size, desc=f"stepped {name}", unit=unit, leave=False)
     t_wall0 = time.perf_counter()
     ep_idx = -1
     hist = joints = None
@@ -282,25 +315,38 @@ def run_stepped(
                     js_next += 1
             t0 = time.perf_counter()
             msg = reader.deserialize(m)
-            cloud = decode_cloud(msg, max_points=pcfg.max_input_points)
-            stamp = cloud.stamp_s
+            if image_key is not None:
+                stamp = float(msg.header.stamp.sec) + 1e-9 * float(msg.header.stamp.nanosec)
+                if stamp == 0.0:
+                    stamp = m.timestamp_ns * 1e-9
+            else:
+                cloud = decode_cloud(msg, max_points=pcfg.max_input_points)
+                stamp = cloud.stamp_s
             while js_next < len(joint_samples) and joint_samples[js_next][0] <= stamp:
                 t_j, names_j, q_j = joint_samples[js_next]
                 joints.update(t_j, names_j, q_j)
                 js_next += 1
-            try:
-                points = preprocess_cloud(
-                    cloud.xyz,
-                    cloud.rgb_packed if pcfg.use_rgb else None,
-                    pcfg,
-                    transform=transform,
-                    seed=cfg.perception_seed,
-                )
-            except PerceptionError as exc:
-                dropped[f"perception_{getattr(exc, 'reason', 'error')}"] += 1
-                continue
+            if image_key is not None:
+                try:  # as policy_node's on_image: any supported encoding / size -> checkpoint's shape
+                    points = fit_image(image_msg_to_rgb(msg, use_cv_bridge=False), image_shape)
+                except ValueError as exc:  # ImageConversionError: encoding, step, size
+                    dropped["image_conversion"] += 1
+                    logger.warning("image %d not usable: %s", i, exc)
+                    continue
+            else:
+                try:
+                    points = preprocess_cloud(
+                        cloud.xyz,
+                        cloud.rgb_packed if pcfg.use_rgb else None,
+                        pcfg,
+                        transform=transform,
+                        seed=cfg.perception_seed,
+                    )
+                except PerceptionError as exc:
+                    dropped[f"perception_{getattr(exc, 'reason', 'error')}"] += 1
+                    continue
             timings["preprocess"].append(time.perf_counter() - t0)
-            if out_bag is not None:
+            if out_bag is not None and pcfg is not None:
                 out_bag.write(POINTS_TOPIC, m.timestamp_ns, make_cloud(ts, stamp, pcfg.target_frame, points))
             try:
                 hist.add_cloud(stamp, points, now_s=stamp)
@@ -355,7 +401,8 @@ def run_stepped(
                 "n_action_steps": pc.n_action_steps,
                 "num_inference_steps": pc.num_inference_steps,
             },
-            "perception": pcfg.to_dict(),
+            "perception": pcfg.to_dict() if pcfg else {},
+            "image": {"topic": bag.cloud_topic, "shape": list(image_shape)} if image_key else {},
             "policy_period_s": period,
         },
     )

@@ -45,11 +45,13 @@ def write_synthetic_bag(
     height: int = 48,
     gap_s: float = 2.0,
     typestore=None,
+    images: bool = False,
 ) -> dict:
     """Writes a synthetic demonstration bag; returns a description (topics, counts, transform).
 
     Times: episode e starts at 1 + e * (episode_s + gap_s) s; messages are stamped with their
-    sensor time, which is also the bag time.
+    sensor time, which is also the bag time. ``images``: also ``camera/image``, the same camera's
+    (height, width) colors as bgr8 (as many RGB-D drivers publish them), stamped with the cloud.
     """
     from dp_perception.core.synthetic import tabletop_cloud
 
@@ -64,6 +66,7 @@ def write_synthetic_bag(
             ("joint_states", "sensor_msgs/msg/JointState"),
             ("expert/joint_command", "sensor_msgs/msg/JointState"),
             ("sim/episode_status", "std_msgs/msg/String"),
+            *([("camera/image", "sensor_msgs/msg/Image")] if images else []),
         ):
             w.add_topic(topic, typ)
         String = ts.types["std_msgs/msg/String"]
@@ -90,6 +93,8 @@ def write_synthetic_bag(
                 msgs.append(
                     (t_start + t, "camera/points", make_cloud(ts, t_start + t, CAMERA_FRAME, xyz, rgb))
                 )
+                if images:
+                    msgs.append((t_start + t, "camera/image", _bgr8_image(ts, t_start + t, syn.rgb)))
             for t in np.arange(0, episode_s, 0.5):
                 status = json.dumps({"seed": 100 + e, "time": round(float(t), 3), "success": False})
                 msgs.append((t_start + t, "sim/episode_status", String(data=status)))
@@ -100,6 +105,20 @@ def write_synthetic_bag(
             w.write(topic, int(round(t * 1e9)), msg)
             counts[topic] = counts.get(topic, 0) + 1
     return {"counts": counts, "transform": transform, "joint_names": JOINT_NAMES, "dt": dt}
+
+
+def _bgr8_image(ts, t_s: float, rgb: np.ndarray):
+    """sensor_msgs/Image bgr8 of an (H, W, 3) uint8 RGB array."""
+    h, w = rgb.shape[:2]
+    return ts.types["sensor_msgs/msg/Image"](
+        header=make_header(ts, t_s, CAMERA_FRAME),
+        height=h,
+        width=w,
+        encoding="bgr8",
+        is_bigendian=0,
+        step=w * 3,
+        data=np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.uint8).reshape(-1),
+    )
 
 
 def _tf_static(ts, m: np.ndarray):
@@ -135,7 +154,7 @@ def make_checkpoint(
     """Saves an untrained checkpoint of the policy core for the synthetic scene; returns its path.
 
     Args:
-        preset: PolicyConfig preset (simple_dp3 | dp3).
+        preset: PolicyConfig preset (simple_dp3 | dp3 | image_dp: a 36x48 RGB camera ``img``).
         num_points: points per cloud (also the perception num_points it records).
         tiny: shrink the network (tests); False keeps the preset's sizes (benchmarks).
     """
@@ -164,6 +183,11 @@ def make_checkpoint(
         )
     elif num_inference_steps:
         overrides["num_inference_steps"] = num_inference_steps
+    if preset == "image_dp":  # the camera instead of clouds (ResNet-18 stays full size)
+        overrides["perception"] = {}
+        overrides["encoder"] = {"type": "image", "image_shape": [36, 48], "crop_shape": [32, 44]}
+        if tiny:
+            overrides["encoder"].update(num_keypoints=8, image_feature_dim=16)
     cfg = PolicyConfig.preset(preset, **overrides)
     torch.manual_seed(seed)
     model = DiffusionPolicyModel(cfg)
@@ -171,5 +195,8 @@ def make_checkpoint(
     t = np.linspace(0, 2.0, 50)
     q = np.concatenate([joint_trajectory(t, e) for e in range(3)])
     pts = rng.uniform(pcfg.crop_min, pcfg.crop_max, size=(256, 3)).astype(np.float32)
-    norm = Normalizer.fit({"action": q, "agent_pos": q, "point_cloud": pts})
+    stats = {"action": q, "agent_pos": q}
+    if preset != "image_dp":
+        stats["point_cloud"] = pts
+    norm = Normalizer.fit(stats)
     return save_checkpoint(path, cfg, model, norm, extra={"note": "untrained synthetic checkpoint"})
