@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> dict:
     from dp_eval.core.episodes import load_bag
     from dp_eval.core.report import write_report
     from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint, run_stepped
+    from dp_policy.core.threads import single_threaded_numpy_blas
 
+    single_threaded_numpy_blas()  # numpy's spinning BLAS workers would contend with torch's
     overrides = parse_set(args.set)
     if args.camera_to_target:
         overrides["camera_to_target"] = [float(v) for v in args.camera_to_target.replace(",", " ").split()]

@@ -52,6 +52,7 @@ from dp_common.qos import chunk_qos, latched_qos, reliable_qos, sensor_qos
 from dp_common.time import now_sec, sec_to_stamp, stamp_to_sec
 from dp_msgs.msg import ActionChunk
 from dp_policy import observations as oh
+from dp_policy.core.threads import single_threaded_numpy_blas
 from dp_policy.image_conversion import fit_image, image_msg_to_rgb
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -236,6 +237,7 @@ class PolicyNode(Node):
 
         if self.cfg.num_threads:
             torch.set_num_threads(self.cfg.num_threads)
+        single_threaded_numpy_blas()  # numpy's spinning BLAS workers would contend with torch's
         self.device = resolve_device(self.cfg.device)
         self.policy, ckpt_path = load_policy(self.cfg.checkpoint, self.device, self.cfg.num_inference_steps)
         pc = self.policy.config

@@ -397,3 +397,21 @@ def test_core_does_not_import_rclpy():
     subprocess.run(
         [sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin"}
     )
+
+
+def test_single_threaded_numpy_blas_limits_openblas_only():
+    """numpy's BLAS pool goes to one thread; torch's intra-op pool keeps its size (fresh process)."""
+    code = (
+        "import numpy, torch\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from dp_policy.core.threads import single_threaded_numpy_blas\n"
+        "torch.set_num_threads(2)\n"
+        "assert single_threaded_numpy_blas() and single_threaded_numpy_blas()\n"
+        "blas = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "print(blas, torch.get_num_threads())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    blas, torch_threads = out.stdout.strip().rsplit(" ", 1)
+    assert blas.startswith("[1") and set(blas.strip("[]").split(", ")) == {"1"}, blas
+    assert torch_threads == "2"
