@@ -9,6 +9,8 @@ small ops from the denoising loop.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 
 import torch
@@ -16,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dp_policy.core.config import EncoderConfig, PolicyConfig
+
+logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- encoders
 
@@ -224,14 +228,34 @@ def fast_conv_transpose1d(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Te
     return out.transpose(1, 2)
 
 
+@functools.lru_cache(maxsize=1)
 def onednn_prepack_available() -> bool:
-    """True when this torch has oneDNN's prepacked fp32 linear (CPU builds with MKL-DNN)."""
+    """True when this torch has oneDNN's prepacked fp32 linear and it computes what addmm does.
+
+    The ops are internal to torch (its inductor uses them), so they are checked once on a small
+    GEMM instead of trusted: a build without them, with another signature or another result falls
+    back to the plain GEMM path.
+    """
     mkldnn = getattr(torch.ops, "mkldnn", None)
-    return (
+    if not (
         torch.backends.mkldnn.is_available()
         and hasattr(mkldnn, "_reorder_linear_weight")
         and hasattr(mkldnn, "_linear_pointwise")
-    )
+    ):
+        return False
+    try:
+        with torch.inference_mode():
+            gen = torch.Generator().manual_seed(0)
+            w, b, x = (torch.randn(s, generator=gen) for s in ((24, 40), (24,), (5, 40)))
+            got = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, 5), b,
+                                                     "none", [], "")  # fmt: skip
+            ok = bool(torch.allclose(got, torch.addmm(b, x, w.t()), atol=1e-4, rtol=1e-5))
+    except (RuntimeError, TypeError, ValueError) as exc:  # missing kernel / other signature
+        logger.info("oneDNN prepacked linear unavailable (%s): plain GEMMs", exc)
+        return False
+    if not ok:
+        logger.warning("oneDNN prepacked linear disagrees with addmm on this build: plain GEMMs")
+    return ok
 
 
 class PackedWeight:
@@ -284,9 +308,12 @@ def prepare_fast_convs(module: nn.Module, enable: bool = True, prepack: bool = T
         else:
             w_io = w.reshape(m.out_channels, -1).t()  # (C*k, O), matching unfold's (C, k) order
         if prepack and w.device.type == "cpu" and w.dtype == torch.float32 and onednn_prepack_available():
-            m._packed_w = PackedWeight(prepack_linear_weight(w_io.t()))
-        else:
-            m._fast_w = w_io.contiguous()
+            try:
+                m._packed_w = PackedWeight(prepack_linear_weight(w_io.t()))
+                continue
+            except RuntimeError as exc:  # a shape this oneDNN build refuses: plain GEMM for it
+                logger.info("oneDNN prepack of a %s weight failed (%s): plain GEMM", tuple(w.shape), exc)
+        m._fast_w = w_io.contiguous()
 
 
 class Conv1dBlock(nn.Module):
