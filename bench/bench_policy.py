@@ -30,7 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dp_policy"))
 
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig  # noqa: E402
-from dp_policy.core.modules import PackedWeight, prepack_linear_weight, prepare_fast_convs  # noqa: E402
+from dp_policy.core.modules import (  # noqa: E402
+    PackedWeight,
+    conv_gemm_weight,
+    prepack_linear_weight,
+    prepare_fast_convs,
+)
 from dp_policy.core.reference import (  # noqa: E402
     reference_encode_obs,
     reference_sample,
@@ -156,9 +161,7 @@ def bench_reduced_precision(reps: int) -> None:
         for packed in (False, True):
             for m in unet.modules():  # bf16 weights: plain bf16 GEMM, or oneDNN-prepacked bf16
                 if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-                    w = m.weight.detach()
-                    w_io = w.reshape(m.in_channels, -1) if isinstance(m, torch.nn.ConvTranspose1d) else (
-                        w.reshape(m.out_channels, -1).t())  # fmt: skip
+                    w_io = conv_gemm_weight(m).detach()
                     m._fast_w = None if packed else w_io.contiguous()
                     m._packed_w = PackedWeight(prepack_linear_weight(w_io.t())) if packed else None
             try:

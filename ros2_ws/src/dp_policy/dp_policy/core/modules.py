@@ -194,14 +194,7 @@ def fast_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
         u = xp.unfold(2, k, s)  # (B, C, T', k)
         t_out = u.shape[2]
         cols = u.permute(0, 2, 1, 3).reshape(bsz * t_out, c * k)
-    packed = getattr(conv, "_packed_w", None)
-    if packed is not None and not torch.is_grad_enabled() and cols.device.type == "cpu":
-        y = packed_linear(cols, packed.weight, conv.bias)
-    else:
-        w = getattr(conv, "_fast_w", None)
-        if w is None or torch.is_grad_enabled():
-            w = conv.weight.reshape(conv.out_channels, -1).t()
-        y = torch.addmm(conv.bias, cols, w)  # (B*T', O)
+    y = conv_gemm(conv, cols, conv.bias)  # (B*T', O)
     return y.view(bsz, t_out, -1).transpose(1, 2)
 
 
@@ -213,19 +206,42 @@ def fast_conv_transpose1d(conv: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Te
     """
     bsz, _, t = x.shape
     o = conv.out_channels
-    rows = x.transpose(1, 2).reshape(bsz * t, -1)
-    packed = getattr(conv, "_packed_w", None)
-    if packed is not None and not torch.is_grad_enabled() and rows.device.type == "cpu":
-        z = packed_linear(rows, packed.weight, None).view(bsz, t, o, 4)
-    else:
-        w = getattr(conv, "_fast_w", None)
-        if w is None or torch.is_grad_enabled():
-            w = conv.weight.reshape(conv.in_channels, -1)
-        z = (rows @ w).view(bsz, t, o, 4)
+    z = conv_gemm(conv, x.transpose(1, 2).reshape(bsz * t, -1), None).view(bsz, t, o, 4)
     even = z[..., 1] + F.pad(z[..., 3], (0, 0, 1, 0))[:, :t]
     odd = z[..., 2] + F.pad(z[..., 0], (0, 0, 0, 1))[:, 1:]
     out = torch.stack([even, odd], dim=2).view(bsz, 2 * t, o) + conv.bias
     return out.transpose(1, 2)
+
+
+def conv_gemm_weight(conv: nn.Conv1d | nn.ConvTranspose1d) -> torch.Tensor:
+    """The conv's weight as the right-hand GEMM operand (a view, differentiable).
+
+    Conv1d (O, C, k) -> (C*k, O), matching unfold's (C, k) order; ConvTranspose1d (C, O, 4) ->
+    (C, O*4), so that ``z = x @ w``.
+    """
+    if isinstance(conv, nn.ConvTranspose1d):
+        return conv.weight.reshape(conv.in_channels, -1)
+    return conv.weight.reshape(conv.out_channels, -1).t()
+
+
+def conv_gemm(
+    conv: nn.Conv1d | nn.ConvTranspose1d, rows: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``rows @ conv_gemm_weight(conv) (+ bias)`` with the layout :func:`prepare_fast_convs` chose.
+
+    Inference uses the prepacked oneDNN weight (CPU) or the contiguous copy; with autograd on, the
+    live weight (gradients flow to ``conv.weight``).
+    """
+    if not torch.is_grad_enabled():
+        packed = getattr(conv, "_packed_w", None)
+        if packed is not None and rows.device.type == "cpu":
+            return packed_linear(rows, packed.weight, bias)
+        w = getattr(conv, "_fast_w", None)
+    else:
+        w = None
+    if w is None:
+        w = conv_gemm_weight(conv)
+    return rows @ w if bias is None else torch.addmm(bias, rows, w)
 
 
 @functools.lru_cache(maxsize=1)
@@ -302,17 +318,20 @@ def prepare_fast_convs(module: nn.Module, enable: bool = True, prepack: bool = T
         m._packed_w = None
         if not enable:
             continue
-        w = m.weight.detach()
-        if isinstance(m, nn.ConvTranspose1d):
-            w_io = w.reshape(m.in_channels, -1)  # (C, O*4): z = x @ w_io
-        else:
-            w_io = w.reshape(m.out_channels, -1).t()  # (C*k, O), matching unfold's (C, k) order
-        if prepack and w.device.type == "cpu" and w.dtype == torch.float32 and onednn_prepack_available():
+        w_io = conv_gemm_weight(m).detach()
+        if (
+            prepack
+            and w_io.device.type == "cpu"
+            and w_io.dtype == torch.float32
+            and onednn_prepack_available()
+        ):
             try:
                 m._packed_w = PackedWeight(prepack_linear_weight(w_io.t()))
                 continue
             except RuntimeError as exc:  # a shape this oneDNN build refuses: plain GEMM for it
-                logger.info("oneDNN prepack of a %s weight failed (%s): plain GEMM", tuple(w.shape), exc)
+                logger.info(
+                    "oneDNN prepack of a %s weight failed (%s): plain GEMM", tuple(m.weight.shape), exc
+                )
         m._fast_w = w_io.contiguous()
 
 

@@ -94,8 +94,10 @@ class Policy:
 
     def compile(self) -> None:
         """``torch.compile`` the denoising network (falls back to eager if compilation fails)."""
-        # Dynamo cannot trace oneDNN's opaque prepacked weights: compiled graphs use plain GEMMs.
-        prepare_fast_convs(self.model, enable=self.fast, prepack=False)
+        # Dynamo cannot trace oneDNN's opaque prepacked weights: compiled graphs use plain GEMMs
+        # (re-laid out only when the weights were prepacked, i.e. compile after construction).
+        if any(getattr(m, "_packed_w", None) is not None for m in self.model.modules()):
+            prepare_fast_convs(self.model, enable=self.fast, prepack=False)
         try:
             self.model.model.forward_film = torch.compile(self.model.model.forward_film, dynamic=False)
             self._compiled = True
