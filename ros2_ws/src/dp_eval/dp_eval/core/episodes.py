@@ -114,7 +114,7 @@ def _quat_matrix(t, q) -> np.ndarray:
     return m
 
 
-def _msg_time(reader_msg, msg) -> float:
+def msg_time(reader_msg, msg) -> float:
     """Header stamp when set, else the bag time."""
     header = getattr(msg, "header", None)
     if header is not None and (header.stamp.sec or header.stamp.nanosec):
@@ -171,9 +171,9 @@ def load_bag(
         for m in reader.messages(wanted):
             msg = reader.deserialize(m)
             if m.topic == joint_t:
-                joints.add(_msg_time(m, msg), msg.name, msg.position)
+                joints.add(msg_time(m, msg), msg.name, msg.position)
             elif m.topic == action_t:
-                t = _msg_time(m, msg)
+                t = msg_time(m, msg)
                 if m.msgtype == "sensor_msgs/msg/JointState":
                     actions.add(t, msg.name, msg.position)
                 elif m.msgtype == "std_msgs/msg/Float64MultiArray":

@@ -34,7 +34,7 @@ import numpy as np
 
 from dp_eval.core.bagio import BagReader
 from dp_eval.core.config import EvalConfig
-from dp_eval.core.episodes import BagData
+from dp_eval.core.episodes import BagData, msg_time
 from dp_eval.core.messages import decode_cloud, make_action_chunk, make_cloud
 
 logger = logging.getLogger(__name__)
@@ -316,9 +316,7 @@ def run_stepped(
             t0 = time.perf_counter()
             msg = reader.deserialize(m)
             if image_key is not None:
-                stamp = float(msg.header.stamp.sec) + 1e-9 * float(msg.header.stamp.nanosec)
-                if stamp == 0.0:
-                    stamp = m.timestamp_ns * 1e-9
+                stamp = msg_time(m, msg)
             else:
                 cloud = decode_cloud(msg, max_points=pcfg.max_input_points)
                 stamp = cloud.stamp_s
