@@ -228,25 +228,6 @@ def streams_to_episode(
     )
 
 
-class _EpisodeWriter(ZarrEpisodeWriter):
-    """ZarrEpisodeWriter that also takes image-only episodes (``point_cloud is None``)."""
-
-    def add(self, ep: Episode) -> None:
-        if ep.point_cloud is not None:
-            super().add(ep)
-            return
-        if len(ep) == 0:
-            raise ValueError(f"episode {ep.seed} is empty")
-        self._append("state", ep.state)
-        self._append("action", ep.action)
-        self._append("tcp_pos", ep.tcp_pos)
-        self._append("img", ep.images)
-        self.total += len(ep)
-        self.episode_ends.append(self.total)
-        self.seeds.append(ep.seed)
-        self.targets.append(ep.target_index)
-
-
 def _transform_from_args(values: list[float]) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
@@ -296,7 +277,7 @@ def convert(
     if image_topic:
         attrs["image_shape"] = list(image_shape) if image_shape else None
         attrs["image_resize"] = "dp_policy.image_conversion.fit_image" if image_shape else "none"
-    writer = _EpisodeWriter(out, attrs)
+    writer = ZarrEpisodeWriter(out, attrs)
     iterator = bags
     if progress:
         from tqdm import tqdm

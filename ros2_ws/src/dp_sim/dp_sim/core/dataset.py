@@ -118,7 +118,7 @@ class Episode:
     seed: int
     success: bool
     target_index: int
-    point_cloud: np.ndarray  # (T, N, C) float32
+    point_cloud: np.ndarray | None  # (T, N, C) float32; None for image-only data (bag_to_zarr)
     state: np.ndarray  # (T, 7) float32
     action: np.ndarray  # (T, 7) float32
     tcp_pos: np.ndarray  # (T, 3) float32
@@ -211,10 +211,11 @@ class ZarrEpisodeWriter:
         self._arrays[name].append(arr)
 
     def add(self, ep: Episode) -> None:
-        """Append one episode."""
+        """Append one episode (``point_cloud`` None: an image-only store, no data/point_cloud)."""
         if len(ep) == 0:
             raise ValueError(f"episode {ep.seed} is empty")
-        self._append("point_cloud", ep.point_cloud)
+        if ep.point_cloud is not None:
+            self._append("point_cloud", ep.point_cloud)
         self._append("state", ep.state)
         self._append("action", ep.action)
         self._append("tcp_pos", ep.tcp_pos)
