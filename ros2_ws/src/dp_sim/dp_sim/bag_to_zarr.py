@@ -45,7 +45,7 @@ import numpy as np
 
 from dp_sim.core.dataset import Episode, ZarrEpisodeWriter, perception_preprocessor
 from dp_sim.core.robot import JOINT_NAMES
-from dp_sim.make_dataset import DEFAULT_PERCEPTION_YAML, perception_overrides
+from dp_sim.make_dataset import DEFAULT_PERCEPTION_YAML, add_image_shape_argument, perception_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -316,15 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--image-topic", default="", help="sensor_msgs/Image topic -> data/img (e.g. /camera/image)"
     )
-    ap.add_argument(
-        "--image-shape",
-        nargs=2,
-        type=int,
-        metavar=("H", "W"),
-        default=None,
-        help="fit images to H x W: center crop to the H:W aspect, then area resize\n"
-        "(dp_policy.image_conversion.fit_image, as policy_node does); default: keep the camera size",
-    )
+    add_image_shape_argument(ap)
     ap.add_argument("--state-topic", default="/joint_states")
     ap.add_argument("--action-topic", default="/expert/joint_command")
     ap.add_argument("--joints", nargs="*", default=list(JOINT_NAMES))

@@ -146,6 +146,19 @@ def resize_zarr_images(path: str | Path, shape: tuple[int, int], key: str = "img
                        "image_resize": "dp_policy.image_conversion.fit_image"})  # fmt: skip
 
 
+def add_image_shape_argument(ap: argparse.ArgumentParser) -> None:
+    """``--image-shape H W`` (make_dataset and bag_to_zarr): how data/img is sized."""
+    ap.add_argument(
+        "--image-shape",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        default=None,
+        help="fit data/img to H x W: center crop to the H:W aspect, then area resize\n"
+        "(dp_policy.image_conversion.fit_image, as policy_node does); default: keep the camera size",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (console script `make_dataset`)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -166,15 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hold-steps", type=int, default=3)
     ap.add_argument("--keep-failures", action="store_true")
     ap.add_argument("--images", action="store_true", help="also store data/img (T,H,W,3) uint8 RGB")
-    ap.add_argument(
-        "--image-shape",
-        nargs=2,
-        type=int,
-        metavar=("H", "W"),
-        default=None,
-        help="resize data/img to H x W: center crop to the H:W aspect, then area resize\n"
-        "(dp_policy.image_conversion.fit_image, as policy_node does); default: camera size",
-    )
+    add_image_shape_argument(ap)
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
