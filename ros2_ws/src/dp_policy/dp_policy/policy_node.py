@@ -365,10 +365,14 @@ class PolicyNode(Node):
 
     def dummy_observation(self) -> dict:
         """A plausible observation of the checkpoint's shapes (for warm-up)."""
+        if self.image_key:  # the core's warm-up frames (mid-gray, checkpoint's shape)
+            from dp_policy.core.vision import dummy_image_obs
+
+            return {
+                "agent_pos": np.zeros((self.n_obs, self.pcfg.state_dim), np.float32),
+                **dummy_image_obs(self.pcfg),
+            }
         rng = np.random.default_rng(0)
-        if self.image_key:
-            img = rng.integers(0, 256, size=(self.n_obs, *self.image_shape, 3), dtype=np.uint8)
-            return {"agent_pos": np.zeros((self.n_obs, self.pcfg.state_dim), np.float32), self.image_key: img}
         lo = np.asarray(self.perception.get("crop_min", [-0.5] * 3), np.float32)
         hi = np.asarray(self.perception.get("crop_max", [0.5] * 3), np.float32)
         pts = rng.uniform(lo, hi, size=(self.n_obs, self.num_points, 3)).astype(np.float32)
