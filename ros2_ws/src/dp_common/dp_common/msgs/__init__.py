@@ -1,0 +1,25 @@
+"""The one message layer of dp: numpy <-> ROS messages, for rclpy and rosbags messages alike.
+
+Every message type the pipeline exchanges has one builder and one reader here. Builders take a
+``MsgTypes`` (``ROS`` for rclpy's generated classes, ``bag_types(typestore)`` for a rosbags
+typestore) so that a node publishing over DDS and a tool writing a bag build the same message; readers
+are duck-typed and accept either kind. Stamps are integer nanoseconds (``stamp.py``).
+
+This package is message handling, not core: it may import message packages (lazily, through
+``MsgTypes``), never rclpy itself.
+"""
+
+from dp_common.msgs.stamp import NS_PER_S, make_header, ns_to_s, ns_to_stamp, s_to_ns, stamp_to_ns
+from dp_common.msgs.types import ROS, MsgTypes, bag_types
+
+__all__ = [
+    "NS_PER_S",
+    "ROS",
+    "MsgTypes",
+    "bag_types",
+    "make_header",
+    "ns_to_s",
+    "ns_to_stamp",
+    "s_to_ns",
+    "stamp_to_ns",
+]
