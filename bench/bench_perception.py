@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "dp_common"))
 import numpy as np  # noqa: E402
 
 from dp_perception.core import PerceptionConfig, preprocess_cloud  # noqa: E402
-from dp_perception.core.pointcloud import (  # noqa: E402
+from dp_common.core.pointcloud import (  # noqa: E402
     FLOAT32,
     RawCloud,
     decode_raw,

@@ -23,7 +23,7 @@ for pkg in ("dp_sim", "dp_common", "dp_perception"):
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
-from dp_perception.core.pointcloud import encode_xyz  # noqa: E402
+from dp_common.core.pointcloud import encode_xyz  # noqa: E402
 from dp_sim.core import ReachExpert, SimConfig, SimScene  # noqa: E402
 
 

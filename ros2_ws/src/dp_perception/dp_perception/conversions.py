@@ -6,7 +6,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from dp_perception.core.pointcloud import DecodedCloud, RawCloud, decode_cloud_message, encode_points
+from dp_common.core.pointcloud import DecodedCloud, RawCloud, decode_cloud_message, encode_points
 
 
 def cloud_msg_to_numpy(msg: PointCloud2, max_points: int | None = None) -> DecodedCloud:

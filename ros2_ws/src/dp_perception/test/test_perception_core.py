@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dp_perception.core import PerceptionConfig, PerceptionError, preprocess_cloud, sampling, transform_crop
-from dp_perception.core.pointcloud import (
+from dp_common.core.pointcloud import (
     FLOAT32,
     FLOAT64,
     INT16,
@@ -424,7 +424,7 @@ def test_config_dict_roundtrip():
 
 def test_core_does_not_import_rclpy():
     code = (
-        "import sys; import dp_perception.core, dp_perception.core.pointcloud, "
+        "import sys; import dp_perception.core, dp_common.core.pointcloud, "
         "dp_perception.core.sampling, dp_perception.core.synthetic; "
         "assert 'rclpy' not in sys.modules and not any(m.endswith('_msgs') for m in sys.modules)"
     )

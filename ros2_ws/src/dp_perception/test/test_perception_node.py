@@ -23,7 +23,7 @@ from dp_perception.conversions import (  # noqa: E402
     raw_to_cloud_msg,
 )
 from dp_perception.core import PerceptionConfig, preprocess_cloud, quaternion_to_matrix  # noqa: E402
-from dp_perception.core.pointcloud import FLOAT32, INT16, RawCloud, pack_rgb  # noqa: E402
+from dp_common.core.pointcloud import FLOAT32, INT16, RawCloud, pack_rgb  # noqa: E402
 from dp_perception.core.synthetic import TABLETOP_CROP, tabletop_cloud  # noqa: E402
 from dp_perception.perception_node import PerceptionNode  # noqa: E402
 

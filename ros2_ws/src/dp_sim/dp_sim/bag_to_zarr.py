@@ -115,7 +115,7 @@ def read_bag(
                 img_t.append(_stamp(msg.header))
                 imgs.append(fit_image(rgb, image_shape) if image_shape else rgb)
             elif conn.topic == cloud_topic:
-                from dp_perception.core.pointcloud import decode_cloud_message
+                from dp_common.core.pointcloud import decode_cloud_message
 
                 dec = decode_cloud_message(msg)
                 cloud_t.append(_stamp(msg.header))

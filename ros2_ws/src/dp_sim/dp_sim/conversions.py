@@ -11,7 +11,7 @@ import numpy as np
 from sensor_msgs.msg import Image, PointCloud2
 
 from dp_perception.conversions import raw_to_cloud_msg
-from dp_perception.core.pointcloud import encode_xyz
+from dp_common.core.pointcloud import encode_xyz
 
 
 def cloud_to_msg(xyz: np.ndarray, rgb: np.ndarray | None, header) -> PointCloud2:

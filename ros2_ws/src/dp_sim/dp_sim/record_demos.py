@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dp_perception.core.pointcloud import encode_xyz
+from dp_common.core.pointcloud import encode_xyz
 from dp_sim.core.expert import ExpertConfig, ReachExpert
 from dp_sim.core.robot import JOINT_NAMES
 from dp_sim.core.scene import SimConfig, SimScene

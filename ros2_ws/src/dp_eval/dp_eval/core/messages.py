@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dp_perception.core.pointcloud import decode_cloud_message, encode_points, encode_xyz
+from dp_common.core.pointcloud import decode_cloud_message, encode_points, encode_xyz
 
 
 def ns_to_s(t_ns: int) -> float:

@@ -1,25 +1,15 @@
-"""Errors raised for clouds that must be rejected; each carries a short machine-readable reason."""
+"""Errors raised for clouds that must be rejected; each carries a short machine-readable reason.
+
+Perception's rejections are the cloud codec's error class (``dp_common.core.pointcloud``), so one
+``except PerceptionError`` catches a malformed PointCloud2 layout and a cloud preprocessing refuses.
+Reasons used: ``empty``, ``too_large``, ``too_few_points``, ``no_rgb``, ``bad_shape``, ``no_xyz``,
+``unsupported_field_type``, ``inconsistent_layout``, ``short_data`` (core), and ``unknown_frame``,
+``tf_lookup_failed`` (node; which also counts ``internal_error``).
+"""
 
 from __future__ import annotations
 
+from dp_common.core.pointcloud import CloudError as PerceptionError
+from dp_common.core.pointcloud import CloudFormatError
 
-class PerceptionError(ValueError):
-    """A cloud that cannot be turned into a policy input; `reason` names the drop counter.
-
-    Reasons used: ``empty``, ``too_large``, ``too_few_points``, ``no_rgb``, ``bad_shape``,
-    ``no_xyz``, ``unsupported_field_type``, ``inconsistent_layout``, ``short_data`` (core), and
-    ``unknown_frame``, ``tf_lookup_failed`` (node; which also counts ``internal_error``).
-    """
-
-    reason = "invalid"
-
-    def __init__(self, message: str, reason: str | None = None):
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
-
-
-class CloudFormatError(PerceptionError):
-    """The PointCloud2 layout (fields, steps, data length) is malformed or unsupported."""
-
-    reason = "inconsistent_layout"
+__all__ = ["CloudFormatError", "PerceptionError"]

@@ -20,30 +20,13 @@ import numpy as np
 
 from .config import PerceptionConfig
 from .errors import PerceptionError
-from .pointcloud import unpack_rgb
+from dp_common.core.pointcloud import unpack_rgb
 from .sampling import farthest_point_sample, voxel_downsample_cols
 
 logger = logging.getLogger(__name__)
 
 _PLANE_FIT_MAX_POINTS = 20_000
 _CHUNK = 32_768  # points per transform/crop chunk: 3 x 128 KiB float32 rows fit in L2
-
-
-def quaternion_to_matrix(xyz, quat_xyzw) -> np.ndarray:
-    """(4, 4) homogeneous transform from a translation (m) and a quaternion [x, y, z, w]."""
-    q = np.asarray(quat_xyzw, dtype=np.float64)
-    norm = np.linalg.norm(q)
-    if q.shape != (4,) or not np.isfinite(norm) or norm < 1e-9:
-        raise ValueError(f"quaternion must be 4 finite numbers [x, y, z, w], not zero. Got {q}")
-    x, y, z, w = q / norm
-    t = np.eye(4)
-    t[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
-    t[:3, 3] = np.asarray(xyz, dtype=np.float64)
-    return t
 
 
 def transform_crop(xyz: np.ndarray, transform, crop_min, crop_max) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import CloudFormatError, PerceptionError
+
+class CloudError(ValueError):
+    """A cloud that must be rejected; ``reason`` names the drop counter.
+
+    Reasons raised here: ``too_large``, ``no_xyz``, ``unsupported_field_type``,
+    ``inconsistent_layout``, ``short_data``; perception adds its own (``empty``, ``no_rgb``, ...).
+    """
+
+    reason = "invalid"
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class CloudFormatError(CloudError):
+    """The PointCloud2 layout (fields, steps, data length) is malformed or unsupported."""
+
+    reason = "inconsistent_layout"
+
 
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
 _DATATYPE_NAMES = {
@@ -110,7 +130,7 @@ def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_poin
         raise CloudFormatError(f"height and width must be >= 0; got height={height}, width={width}")
     n = height * width
     if max_points is not None and n > max_points:
-        raise PerceptionError(
+        raise CloudError(
             f"cloud has {n} points (height {height} x width {width}); expected at most "
             f"max_input_points={max_points}",
             reason="too_large",
@@ -120,7 +140,7 @@ def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_poin
         raise CloudFormatError(f"duplicate field names {names}; expected each name once")
     for name, offset, datatype, count in fields:
         if datatype not in _DATATYPE_CODES:
-            raise PerceptionError(
+            raise CloudError(
                 f"field {name!r} has datatype {datatype}; expected a sensor_msgs/PointField code "
                 f"1..8 (INT8..FLOAT64)",
                 reason="unsupported_field_type",
@@ -133,7 +153,7 @@ def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_poin
             )
     for axis in "xyz":
         if axis not in names:
-            raise PerceptionError(f"cloud has fields {names}; expected x, y and z", reason="no_xyz")
+            raise CloudError(f"cloud has fields {names}; expected x, y and z", reason="no_xyz")
     if n == 0:
         return
     if point_step <= 0:
@@ -145,7 +165,7 @@ def _check_layout(fields, point_step, row_step, height, width, n_bytes, max_poin
         )
     expected = row_step * height
     if n_bytes < expected:
-        raise PerceptionError(
+        raise CloudError(
             f"data has {n_bytes} bytes, shorter than row_step*height={row_step}*{height}={expected} declared",
             reason="short_data",
         )
@@ -183,7 +203,7 @@ def decode_pointcloud2(
         separate UINT8 ``r``, ``g``, ``b`` fields.
 
     Raises:
-        PerceptionError (a ValueError) with reason ``no_xyz``, ``unsupported_field_type``,
+        CloudError (a ValueError) with reason ``no_xyz``, ``unsupported_field_type``,
         ``inconsistent_layout``, ``short_data`` or ``too_large``.
     """
     fields = _normalize_fields(fields)
@@ -201,7 +221,7 @@ def decode_pointcloud2(
     for axis in "xyz":
         _, _, datatype, count = by_name[axis]
         if datatype not in (FLOAT32, FLOAT64) or count != 1:
-            raise PerceptionError(
+            raise CloudError(
                 f"field {axis!r} is {count} x {_DATATYPE_NAMES[datatype]}; expected 1 x FLOAT32 or FLOAT64",
                 reason="unsupported_field_type",
             )
@@ -270,7 +290,7 @@ def _rgb_fields(by_name) -> list[str]:
         if name in by_name:
             _, _, datatype, count = by_name[name]
             if datatype not in (FLOAT32, UINT32, INT32) or count != 1:
-                raise PerceptionError(
+                raise CloudError(
                     f"field {name!r} is {count} x {_DATATYPE_NAMES[datatype]}; expected a packed "
                     "1 x FLOAT32, UINT32 or INT32",
                     reason="unsupported_field_type",
@@ -279,7 +299,7 @@ def _rgb_fields(by_name) -> list[str]:
     if all(c in by_name for c in "rgb"):
         for c in "rgb":
             if by_name[c][2] != UINT8 or by_name[c][3] != 1:
-                raise PerceptionError(
+                raise CloudError(
                     f"field {c!r} is {by_name[c][3]} x {_DATATYPE_NAMES[by_name[c][2]]}; expected 1 x UINT8",
                     reason="unsupported_field_type",
                 )

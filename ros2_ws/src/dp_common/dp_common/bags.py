@@ -1,4 +1,4 @@
-"""rosbag2 reading and writing with the `rosbags` library (ROS-free; sqlite3 and mcap).
+"""The one bag stack: rosbag2 reading and writing with the `rosbags` library (sqlite3 and mcap).
 
 The typestore is the one of ROS 2 Kilted (or the newest rosbags knows) plus ``dp_msgs/msg/ActionChunk``
 registered from its ``.msg`` text, so bags that carry chunks can be read and written without a
@@ -26,6 +26,8 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from dp_common.msgs.types import MsgTypes, bag_types
+
 ACTION_CHUNK_TYPE = "dp_msgs/msg/ActionChunk"
 STORAGES = ("mcap", "sqlite3")
 
@@ -42,7 +44,7 @@ def find_msg_file(package: str, name: str) -> pathlib.Path:
     env_dir = os.environ.get("DP_MSGS_DIR")
     if env_dir:
         candidates.append(pathlib.Path(env_dir) / f"{name}.msg")
-    # ros2_ws/src/dp_eval/dp_eval/core/bagio.py -> ros2_ws/src/<package>/msg (source or symlink)
+    # ros2_ws/src/dp_common/dp_common/bags.py -> ros2_ws/src/<package>/msg (source or symlink)
     for parent in _HERE.parents:
         candidates.append(parent / package / "msg" / f"{name}.msg")
         if parent.name == "src":
@@ -117,6 +119,11 @@ class BagReader:
                 raise FileNotFoundError(f"bag {p} does not exist")
         self.typestore = typestore or make_typestore()
         self._reader = AnyReader(self.paths, default_typestore=self.typestore)
+
+    @property
+    def types(self) -> MsgTypes:
+        """The reader's typestore as ``MsgTypes`` (for the message layer's builders)."""
+        return bag_types(self.typestore)
 
     def __enter__(self) -> BagReader:
         self._reader.open()
@@ -218,6 +225,11 @@ class BagWriter:
         self._conns: dict[str, object] = {}
         self._types: dict[str, str] = {}
         self.count = 0
+
+    @property
+    def types(self) -> MsgTypes:
+        """The writer's typestore as ``MsgTypes``: build messages with ``types=writer.types``."""
+        return bag_types(self.typestore)
 
     def open(self) -> BagWriter:
         """Opens the bag for writing."""

@@ -1,7 +1,7 @@
-"""sensor_msgs/Image -> numpy RGB, and the resize the image policy's data and deployment share.
+"""sensor_msgs/Image: the one builder (rgb8 / bgr8) and the one reader (-> RGB uint8).
 
-ROS-free: :func:`image_msg_to_rgb` takes any object with ``height``, ``width``, ``encoding``,
-``step``, ``data`` and ``is_bigendian`` (a ``sensor_msgs/msg/Image`` or a rosbags message).
+:func:`read_image` takes any object with ``height``, ``width``, ``encoding``, ``step``, ``data``
+and ``is_bigendian`` (an rclpy ``sensor_msgs/msg/Image`` or a rosbags message).
 
 - Supported encodings: ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8`` (8 bits per channel, so
   ``is_bigendian`` does not matter). Rows may be padded (``step >= width * channels``).
@@ -10,18 +10,16 @@ ROS-free: :func:`image_msg_to_rgb` takes any object with ``height``, ``width``, 
 - Anything else -- another encoding, a ``step`` shorter than a row, ``data`` not ``height * step``
   bytes -- raises :class:`ImageConversionError` (a ValueError) saying what was wrong and what was
   expected.
-
-:func:`fit_image` is the resize the training data (``dp_sim.make_dataset --image-shape``,
-``dp_sim.bag_to_zarr --image-shape``) and the policy node apply, so both see the same pixels: a
-center crop to the target aspect ratio, then an area-average resize (OpenCV's ``INTER_AREA`` when
-shrinking).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
+
+from dp_common.msgs.stamp import make_header
+from dp_common.msgs.types import ROS, MsgTypes
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
 
 #: encoding -> (channels, channel indices that give R, G, B)
 ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
@@ -86,7 +84,7 @@ def _cv_bridge():
     return CvBridge()
 
 
-def image_msg_to_rgb(msg, use_cv_bridge: bool | None = None) -> np.ndarray:
+def read_image(msg, use_cv_bridge: bool | None = None) -> np.ndarray:
     """Convert an image message to an (H, W, 3) uint8 RGB array (a fresh, contiguous copy).
 
     Args:
@@ -110,68 +108,25 @@ def image_msg_to_rgb(msg, use_cv_bridge: bool | None = None) -> np.ndarray:
     return np.ascontiguousarray(buf[:, :, list(order)])
 
 
-# ----------------------------------------------------------------------------- resizing
+def build_image(stamp_ns: int, frame_id: str, rgb: np.ndarray, encoding: str = "rgb8", types: MsgTypes = ROS):
+    """(H, W, 3) uint8 RGB -> sensor_msgs/Image stamped `stamp_ns` (``rgb8``, or ``bgr8`` reordered).
 
-
-@lru_cache(maxsize=32)
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights: the overlap of every output pixel's footprint with each input pixel."""
-    scale = n_in / n_out
-    edges = np.arange(n_out + 1) * scale
-    j = np.arange(n_in)[None, :]
-    overlap = np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j)
-    m = np.clip(overlap, 0.0, None) / scale
-    return (m / m.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def center_crop_to_aspect(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Largest centered crop of ``rgb`` (H, W, C) with the aspect ratio of ``shape`` (h, w)."""
-    h_in, w_in = rgb.shape[:2]
-    h, w = shape
-    if h_in * w > w_in * h:  # too tall
-        ch = max(1, int(round(w_in * h / w)))
-        top = (h_in - ch) // 2
-        return rgb[top : top + ch]
-    cw = max(1, int(round(h_in * w / h)))
-    left = (w_in - cw) // 2
-    return rgb[:, left : left + cw]
-
-
-def fit_image(rgb: np.ndarray, shape: tuple[int, int] | list[int]) -> np.ndarray:
-    """Center-crop (H, W, 3) uint8 ``rgb`` to the aspect ratio of ``shape`` = (h, w), then area-resize.
-
-    Returns (h, w, 3) uint8 (the input itself, copied, when it already has that size).
+    Raises:
+        ValueError: when `rgb` is not (H, W, 3) or `encoding` is neither rgb8 nor bgr8.
     """
-    h, w = int(shape[0]), int(shape[1])
+    rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image. Got shape {rgb.shape}")
-    if h <= 0 or w <= 0:
-        raise ValueError(f"target shape must be positive (h, w). Got {shape}")
-    if rgb.shape[:2] == (h, w):
-        return np.array(rgb, dtype=np.uint8)
-    crop = center_crop_to_aspect(rgb, (h, w))
-    fy, fx = crop.shape[0] // h, crop.shape[1] // w
-    if fy >= 1 and fx >= 1 and crop.shape[:2] == (fy * h, fx * w):  # integer factors: block means
-        acc = np.zeros((h, w, 3), np.uint32)
-        for i in range(fy):
-            for j in range(fx):
-                acc += crop[i::fy, j::fx]
-        n = fy * fx
-        return ((2 * acc + n) // (2 * n)).astype(np.uint8)  # mean, rounded half up
-    ay = _area_matrix(crop.shape[0], h)
-    ax = _area_matrix(crop.shape[1], w)
-    x = crop.astype(np.float32)
-    x = np.tensordot(ay, x, axes=(1, 0))  # (h, W, 3)
-    x = np.tensordot(ax, x, axes=(1, 1)).transpose(1, 0, 2)  # (h, w, 3)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def fit_images(images: np.ndarray, shape: tuple[int, int] | list[int]) -> np.ndarray:
-    """:func:`fit_image` over a stack (T, H, W, 3) uint8 -> (T, h, w, 3) uint8."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"expected (T, H, W, 3) images. Got shape {images.shape}")
-    out = np.empty((len(images), int(shape[0]), int(shape[1]), 3), np.uint8)
-    for i, im in enumerate(images):
-        out[i] = fit_image(im, shape)
-    return out
+    if encoding not in ("rgb8", "bgr8"):
+        raise ValueError(f"image encoding must be rgb8 or bgr8. Got {encoding!r}")
+    pixels = np.ascontiguousarray(rgb if encoding == "rgb8" else rgb[:, :, ::-1], dtype=np.uint8)
+    h, w = pixels.shape[:2]
+    return types[IMAGE_TYPE](
+        header=make_header(stamp_ns, frame_id, types),
+        height=int(h),
+        width=int(w),
+        encoding=encoding,
+        is_bigendian=0,
+        step=int(w * 3),
+        data=types.uint8_array(pixels),
+    )
