@@ -20,14 +20,15 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
-from std_msgs.msg import Header
 
+from dp_common.core.transforms import pose7_to_matrix
 from dp_common.diagnostics import ERROR, WARN, DiagnosticsReporter
+from dp_common.msgs import now_ns, ns_to_s
+from dp_common.msgs.cloud import build_cloud, read_cloud
+from dp_common.msgs.transform import read_transform
 from dp_common.params import declare_config
 from dp_common.qos import sensor_qos
-from dp_common.time import stamp_to_sec
-from dp_perception.conversions import cloud_msg_to_numpy, numpy_to_cloud_msg
-from dp_perception.core import PerceptionConfig, PerceptionError, preprocess_cloud, quaternion_to_matrix
+from dp_perception.core import PerceptionConfig, PerceptionError, preprocess_cloud
 
 try:  # Not on PyPI: present on robots / in the Docker image only.
     import tf2_ros
@@ -94,8 +95,7 @@ class PerceptionNode(Node):
         super().__init__("perception_node", **kwargs)
         self.cfg = declare_config(self, PerceptionConfig)
         self.node_cfg = declare_config(self, PerceptionNodeConfig)
-        c = self.node_cfg.camera_to_target
-        self._static_transform = quaternion_to_matrix(c[:3], c[3:])
+        self._static_transform = pose7_to_matrix(self.node_cfg.camera_to_target)
         self._tf_buffer = None
         if tf2_ros is not None and self.node_cfg.use_tf:
             self._tf_buffer = tf2_ros.Buffer()
@@ -134,8 +134,7 @@ class PerceptionNode(Node):
                     f"no transform {target!r} <- {frame!r} at the cloud's stamp: {exc}",
                     reason="tf_lookup_failed",
                 ) from exc
-            t, q = tf.transform.translation, tf.transform.rotation
-            return quaternion_to_matrix([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+            return read_transform(tf).matrix
         if frame == self.node_cfg.camera_frame.lstrip("/"):
             return self._static_transform
         raise PerceptionError(
@@ -149,7 +148,7 @@ class PerceptionNode(Node):
         self.diag.tick("input")
         self.diag.count("received")
         try:
-            cloud = cloud_msg_to_numpy(msg, max_points=self.cfg.max_input_points)
+            cloud = read_cloud(msg, max_points=self.cfg.max_input_points)
             transform = self._transform_for(msg)
             points = preprocess_cloud(
                 cloud.xyz,
@@ -158,8 +157,7 @@ class PerceptionNode(Node):
                 transform=transform,
                 seed=self.node_cfg.seed,
             )
-            out = numpy_to_cloud_msg(points, Header(stamp=msg.header.stamp, frame_id=self.cfg.target_frame))
-            self.pub.publish(out)
+            self.pub.publish(build_cloud(cloud.stamp_ns, self.cfg.target_frame, points))
         except PerceptionError as exc:
             self._drop(exc.reason, str(exc), WARN)
             return
@@ -167,8 +165,7 @@ class PerceptionNode(Node):
             self._drop("internal_error", f"{type(exc).__name__}: {exc}", ERROR)
             return
         self.diag.latency("processing", time.perf_counter() - t0)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self.diag.latency("stamp_to_publish", now - stamp_to_sec(msg.header.stamp))
+        self.diag.latency("stamp_to_publish", ns_to_s(now_ns(self) - cloud.stamp_ns))
         self.diag.tick("output")
         self.diag.count("published")
 

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dp_perception.core import PerceptionConfig, PerceptionError, preprocess_cloud, sampling, transform_crop
 from dp_common.core.pointcloud import (
     FLOAT32,
     FLOAT64,
@@ -23,7 +22,9 @@ from dp_common.core.pointcloud import (
     pack_rgb,
     unpack_rgb,
 )
-from dp_perception.core.preprocess import quaternion_to_matrix, transform_crop_cols
+from dp_common.core.transforms import quaternion_to_matrix
+from dp_perception.core import PerceptionConfig, PerceptionError, preprocess_cloud, sampling, transform_crop
+from dp_perception.core.preprocess import transform_crop_cols
 from dp_perception.core.sampling import coverage_radius, farthest_point_sample, voxel_downsample
 from dp_perception.core.synthetic import TABLETOP_CROP, tabletop_cloud
 

@@ -11,19 +11,15 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from scipy.spatial.transform import Rotation  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
 
+from dp_common.core.pointcloud import FLOAT32, INT16, RawCloud, pack_rgb  # noqa: E402
+from dp_common.core.transforms import matrix_to_pose7, pose7_to_matrix  # noqa: E402
+from dp_common.msgs import s_to_ns  # noqa: E402
+from dp_common.msgs.cloud import build_cloud, build_raw_cloud, read_cloud  # noqa: E402
 from dp_common.qos import reliable_qos, sensor_qos  # noqa: E402
 from dp_common.testing import spin_until  # noqa: E402
-from dp_perception.conversions import (  # noqa: E402
-    cloud_msg_to_numpy,
-    numpy_to_cloud_msg,
-    raw_to_cloud_msg,
-)
-from dp_perception.core import PerceptionConfig, preprocess_cloud, quaternion_to_matrix  # noqa: E402
-from dp_common.core.pointcloud import FLOAT32, INT16, RawCloud, pack_rgb  # noqa: E402
+from dp_perception.core import PerceptionConfig, preprocess_cloud  # noqa: E402
 from dp_perception.core.synthetic import TABLETOP_CROP, tabletop_cloud  # noqa: E402
 from dp_perception.perception_node import PerceptionNode  # noqa: E402
 
@@ -31,8 +27,7 @@ XYZ = [("x", 0, FLOAT32, 1), ("y", 4, FLOAT32, 1), ("z", 8, FLOAT32, 1)]
 
 
 def _camera_to_target(transform):
-    q = Rotation.from_matrix(transform[:3, :3]).as_quat()  # x, y, z, w
-    return [float(v) for v in (*transform[:3, 3], *q)]
+    return matrix_to_pose7(transform)
 
 
 def _raw_xyzrgb(xyz, rgb8, height, width):
@@ -45,14 +40,14 @@ def _raw_xyzrgb(xyz, rgb8, height, width):
 
 
 def _msg(raw: RawCloud, sec: int, frame="cam"):
-    return raw_to_cloud_msg(raw, Header(frame_id=frame, stamp=rclpy.time.Time(seconds=sec).to_msg()))
+    return build_raw_cloud(s_to_ns(sec), frame, raw)
 
 
 def test_conversions_roundtrip():
     pts = np.random.default_rng(0).random((50, 6)).astype(np.float32)
-    msg = numpy_to_cloud_msg(pts, Header(frame_id="world"))
+    msg = build_cloud(0, "world", pts)
     assert msg.width == 50 and msg.height == 1 and msg.point_step == 16 and msg.is_dense
-    dec = cloud_msg_to_numpy(msg)
+    dec = read_cloud(msg).cloud
     np.testing.assert_array_equal(dec.xyz, pts[:, :3])
     np.testing.assert_allclose(dec.rgb(), pts[:, 3:], atol=0.5 / 255 + 1e-6)
 
@@ -90,7 +85,7 @@ def test_perception_node_good_and_bad_clouds(rclpy_context):
     rgb8 = scene.rgb.reshape(-1, 3)
     good_raw = _raw_xyzrgb(xyz, rgb8, 120, 160)
     cfg = PerceptionConfig(**{k: v for k, v in params.items() if k in PerceptionConfig.__dataclass_fields__})
-    t = quaternion_to_matrix(cam_to_target[:3], cam_to_target[3:])
+    t = pose7_to_matrix(cam_to_target)
     expected = preprocess_cloud(xyz, pack_rgb(rgb8), cfg, t, seed=0)
 
     def send(msg):
@@ -103,7 +98,7 @@ def test_perception_node_good_and_bad_clouds(rclpy_context):
         assert spin_until(ex, lambda: any(o.header.stamp.sec == sec for o in outputs), timeout_s=10)
         out = next(o for o in outputs if o.header.stamp.sec == sec)
         assert out.header.frame_id == "world" and out.width * out.height == 256
-        dec = cloud_msg_to_numpy(out)
+        dec = read_cloud(out)
         np.testing.assert_array_equal(dec.xyz, expected[:, :3])
         np.testing.assert_allclose(dec.rgb(), expected[:, 3:], atol=0.5 / 255 + 1e-6)
 

@@ -9,7 +9,7 @@ This package is message handling, not core: it may import message packages (lazi
 ``MsgTypes``), never rclpy itself.
 """
 
-from dp_common.msgs.stamp import NS_PER_S, make_header, ns_to_s, ns_to_stamp, s_to_ns, stamp_to_ns
+from dp_common.msgs.stamp import NS_PER_S, make_header, now_ns, ns_to_s, ns_to_stamp, s_to_ns, stamp_to_ns
 from dp_common.msgs.types import ROS, MsgTypes, bag_types
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "MsgTypes",
     "bag_types",
     "make_header",
+    "now_ns",
     "ns_to_s",
     "ns_to_stamp",
     "s_to_ns",

@@ -78,6 +78,10 @@ class CloudData:
         """(N,) uint32 0x00RRGGBB, or None without color."""
         return self.cloud.rgb_packed
 
+    def rgb(self) -> np.ndarray | None:
+        """(N, 3) float32 colors in [0, 1], or None without color."""
+        return self.cloud.rgb()
+
 
 def read_cloud(msg, max_points: int | None = None) -> CloudData:
     """sensor_msgs/PointCloud2 (rclpy or rosbags) -> CloudData.

@@ -18,9 +18,10 @@ import time
 
 import numpy as np
 
+from dp_common.core.pointcloud import unpack_rgb
+
 from .config import PerceptionConfig
 from .errors import PerceptionError
-from dp_common.core.pointcloud import unpack_rgb
 from .sampling import farthest_point_sample, voxel_downsample_cols
 
 logger = logging.getLogger(__name__)
