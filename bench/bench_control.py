@@ -202,8 +202,11 @@ def child_feeder(duration: float) -> None:
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory
 
+    from dp_common.msgs import s_to_ns
+    from dp_common.msgs.chunk import build_chunk
+    from dp_common.msgs.joint_state import build_joint_state
     from dp_common.qos import chunk_qos, reliable_qos
-    from dp_control.conversions import make_chunk_msg
+    from dp_msgs.msg import ActionChunk
 
     joints = [f"panda_joint{i}" for i in range(1, 8)]
     q0 = np.array([0.0, -0.4, 0.0, -2.0, 0.0, 1.6, 0.8])
@@ -211,9 +214,7 @@ def child_feeder(duration: float) -> None:
     node = Node("bench_feeder")
     state = {"q": q0.copy()}
     js_pub = node.create_publisher(JointState, "joint_states", reliable_qos(50))
-    chunk_pub = node.create_publisher(
-        type(make_chunk_msg(0.0, 0.1, joints, q0[None])), "dp/action_chunk", chunk_qos()
-    )
+    chunk_pub = node.create_publisher(ActionChunk, "dp/action_chunk", chunk_qos())
 
     def on_traj(msg):
         if msg.points:
@@ -224,14 +225,14 @@ def child_feeder(duration: float) -> None:
     rng = random.Random(0)
 
     def pub_state():
-        js_pub.publish(JointState(name=joints, position=state["q"].tolist()))
+        js_pub.publish(build_joint_state(0, joints, state["q"]))
 
     def pub_chunk():
         now = node.get_clock().now().nanoseconds * 1e-9
         stamp = now - rng.uniform(0.05, 0.1)
         ts = stamp - t0 + 0.1 * np.arange(15)
         rows = q0 + 0.1 * np.sin(2 * np.pi * 0.3 * ts[:, None] + np.linspace(0, 2, 7))
-        chunk_pub.publish(make_chunk_msg(stamp, 0.1, joints, rows))
+        chunk_pub.publish(build_chunk(s_to_ns(stamp), rows, joints, 0.1))
 
     node.create_timer(0.01, pub_state)
     node.create_timer(0.1, pub_chunk)

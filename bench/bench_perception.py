@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "dp_common"))
 
 import numpy as np  # noqa: E402
 
-from dp_perception.core import PerceptionConfig, preprocess_cloud  # noqa: E402
 from dp_common.core.pointcloud import (  # noqa: E402
     FLOAT32,
     RawCloud,
@@ -47,6 +46,7 @@ from dp_common.core.pointcloud import (  # noqa: E402
     encode_points,
     pack_rgb,
 )
+from dp_perception.core import PerceptionConfig, preprocess_cloud  # noqa: E402
 from dp_perception.core.preprocess import transform_crop  # noqa: E402
 from dp_perception.core.sampling import coverage_radius, fps_exact  # noqa: E402
 from dp_perception.core.synthetic import TABLETOP_CROP, tabletop_cloud  # noqa: E402
@@ -260,8 +260,9 @@ def run_publisher(rate_hz: float, seconds: float) -> None:
     """--publisher mode: publish the 640x480 cloud on camera/points at rate_hz, stamped now."""
     import rclpy
     from rclpy.node import Node
-    from sensor_msgs.msg import PointCloud2, PointField
+    from sensor_msgs.msg import PointCloud2
 
+    from dp_common.msgs.cloud import build_raw_cloud
     from dp_common.qos import sensor_qos
 
     scene = tabletop_cloud(640, 480, seed=0)
@@ -269,12 +270,7 @@ def run_publisher(rate_hz: float, seconds: float) -> None:
     rclpy.init()
     node = Node("bench_cloud_publisher")
     pub = node.create_publisher(PointCloud2, "camera/points", sensor_qos(2))
-    msg = PointCloud2()
-    msg.header.frame_id = "camera_optical_frame"
-    msg.height, msg.width = raw.height, raw.width
-    msg.fields = [PointField(name=nm, offset=o, datatype=d, count=c) for nm, o, d, c in raw.fields]
-    msg.point_step, msg.row_step, msg.is_bigendian = raw.point_step, raw.row_step, False
-    msg.data = raw.data
+    msg = build_raw_cloud(0, "camera_optical_frame", raw)
     deadline = time.monotonic() + 10.0
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -302,15 +298,15 @@ def bench_node(seconds: float, profile: bool = True) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from scipy.spatial.transform import Rotation
     from sensor_msgs.msg import PointCloud2
 
+    from dp_common.core.transforms import matrix_to_pose7
     from dp_common.qos import sensor_qos
     from dp_perception.perception_node import PerceptionNode
 
     scene = tabletop_cloud(640, 480, seed=0)
     t = scene.transform
-    cam = [*map(float, t[:3, 3]), *map(float, Rotation.from_matrix(t[:3, :3]).as_quat())]
+    cam = matrix_to_pose7(t)
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)
     params = {

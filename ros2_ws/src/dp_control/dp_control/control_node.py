@@ -53,9 +53,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from dp_common.core.joint_states import JointStateBuffer, MissingJointsError
 from dp_common.diagnostics import ERROR, WARN, DiagnosticsReporter
+from dp_common.msgs import now_ns, ns_to_s
 from dp_common.params import declare_config
 from dp_common.qos import chunk_qos, latched_qos, reliable_qos
-from dp_common.time import now_sec
 from dp_control.backends import (
     BackendError,
     MoveItChecker,
@@ -244,7 +244,7 @@ class ControlNode(Node):
 
     # ------------------------------------------------------------------ callbacks
     def _on_chunk(self, msg) -> None:
-        t_now = now_sec(self)
+        t_now = ns_to_s(now_ns(self))
         raw = chunk_msg_to_raw(msg)
         self.diag.latency("chunk age on arrival", max(0.0, t_now - raw.stamp))
         self.diag.set("chunk stamp offset s", float(t_now - raw.stamp))
@@ -268,7 +268,7 @@ class ControlNode(Node):
     def _on_joint_state(self, msg: JointState) -> None:
         # Arrival time on the node clock: the state timeout is about silence, not sensor stamps.
         names, positions = list(msg.name), list(msg.position)
-        t = now_sec(self)
+        t = ns_to_s(now_ns(self))
         try:
             with self._lock:
                 self.joint_buffer.update(t, names, positions)
@@ -376,7 +376,9 @@ class ControlNode(Node):
     def _on_timer(self) -> None:
         """One control period (loop thread or rclpy timer)."""
         wall = time.monotonic()
-        t_now = now_sec(self)  # node clock: the period error is measured on it, as the loop runs on it
+        t_now = ns_to_s(
+            now_ns(self)
+        )  # node clock: the period error is measured on it, as the loop runs on it
         if self._last_tick_t is not None:
             self.diag.latency("period error", abs(t_now - self._last_tick_t - self.cfg.period_s))
         self._last_tick_t = t_now

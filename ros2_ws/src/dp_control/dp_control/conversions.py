@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,59 +9,30 @@ from builtin_interfaces.msg import Duration
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from dp_common.time import sec_to_stamp, stamp_to_sec
+from dp_common.msgs import NS_PER_S, ns_to_s, s_to_ns
+from dp_common.msgs.chunk import read_chunk
 from dp_control.core import RawChunk
 
 
 def chunk_msg_to_raw(msg) -> RawChunk:
-    """dp_msgs/ActionChunk -> RawChunk (no validation; ``validate_chunk`` does that)."""
-    data = msg.data
-    try:
-        flat = np.frombuffer(data, dtype=np.float32)  # array.array('f') from rclpy: no copy
-    except TypeError:
-        flat = np.asarray(data, dtype=np.float32)
+    """dp_msgs/ActionChunk -> RawChunk through the one reader, ``read_chunk`` (no validation here)."""
+    c = read_chunk(msg)
     return RawChunk(
-        stamp=stamp_to_sec(msg.header.stamp),
-        dt=float(msg.dt),
-        joint_names=tuple(msg.joint_names),
-        horizon=int(msg.horizon),
-        action_dim=int(msg.action_dim),
-        data=flat,
-        chunk_id=int(msg.chunk_id),
-        policy_id=str(msg.policy_id),
-        action_space=str(msg.action_space),
+        stamp=ns_to_s(c.stamp_ns),  # the control core does float-seconds arithmetic on its clock
+        dt=c.dt,
+        joint_names=c.joint_names,
+        horizon=c.horizon,
+        action_dim=c.action_dim,
+        data=c.data,
+        chunk_id=c.chunk_id,
+        policy_id=c.policy_id,
+        action_space=c.action_space,
     )
 
 
-def make_chunk_msg(
-    stamp_s: float,
-    dt: float,
-    joint_names: Sequence[str],
-    rows: np.ndarray,
-    chunk_id: int = 0,
-    policy_id: str = "",
-    action_space: str = "joint_position",
-):
-    """(H, D) rows -> dp_msgs/ActionChunk (used by tests and tools)."""
-    from dp_msgs.msg import ActionChunk
-
-    rows = np.asarray(rows, dtype=np.float32)
-    msg = ActionChunk()
-    msg.header.stamp = sec_to_stamp(stamp_s)
-    msg.chunk_id = int(chunk_id)
-    msg.policy_id = policy_id
-    msg.action_space = action_space
-    msg.joint_names = list(joint_names)
-    msg.dt = float(dt)
-    msg.horizon = int(rows.shape[0])
-    msg.action_dim = int(rows.shape[1]) if rows.ndim == 2 else 0
-    msg.data = array.array("f", rows.ravel().tobytes())
-    return msg
-
-
 def _duration(seconds: float) -> Duration:
-    ns = int(round(seconds * 1e9))
-    return Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    ns = s_to_ns(seconds)
+    return Duration(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 
 
 def joint_trajectory_msg(

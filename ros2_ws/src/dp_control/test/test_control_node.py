@@ -9,9 +9,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from dp_common.msgs import ns_to_stamp, s_to_ns
+from dp_common.msgs.chunk import build_chunk
 from dp_common.testing import spin_for, spin_until
 from dp_control.backends import MoveItUnavailable, ValidityGate, check_controller_joints
-from dp_control.conversions import make_chunk_msg
 from dp_control.core import ControlConfig, ControlState
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
@@ -82,7 +83,7 @@ class FakeRobot:
             rows = np.hstack([rows, np.full((rows.shape[0], 1), 0.04)])
             names.append("panda_finger_joint1")
         self.chunk_id += 1
-        return make_chunk_msg(stamp, 0.1, names, rows, chunk_id=self.chunk_id, policy_id="test")
+        return build_chunk(s_to_ns(stamp), rows, names, 0.1, chunk_id=self.chunk_id, policy_id="test")
 
     def _publish_chunk(self):
         if self.send_chunks:
@@ -273,8 +274,6 @@ def test_position_backend_refuses_mismatched_controller_joints(graph, rclpy_cont
 def test_sim_time_drives_the_loop(graph, rclpy_context):
     from rosgraph_msgs.msg import Clock
 
-    from dp_common.time import sec_to_stamp
-
     ex, control, robot = graph(autostart=True, use_sim_time=True)
     clock_node = Node("fake_clock", context=rclpy_context)
     clock_pub = clock_node.create_publisher(Clock, "/clock", 10)
@@ -282,7 +281,7 @@ def test_sim_time_drives_the_loop(graph, rclpy_context):
 
     def advance():  # sim time at the wall-clock rate, starting at t = 1000 s
         sim["t"] += 0.005
-        clock_pub.publish(Clock(clock=sec_to_stamp(sim["t"])))
+        clock_pub.publish(Clock(clock=ns_to_stamp(s_to_ns(sim["t"]))))
 
     clock_node.create_timer(0.005, advance)
     ex.add_node(clock_node)
