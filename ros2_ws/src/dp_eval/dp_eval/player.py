@@ -32,9 +32,9 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
+from dp_common.bags import BagMessage, BagReader
 from dp_common.params import declare_config
 from dp_common.qos import latched_qos, reliable_qos
-from dp_eval.core.bagio import BagMessage, BagReader
 
 LATCHED_TOPICS = ("robot_description", "tf_static")
 MODES = ("realtime", "stepped")

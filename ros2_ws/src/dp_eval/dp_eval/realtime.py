@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dp_eval.core.bagio import BagReader
+from dp_common.bags import BagReader
+from dp_common.core.transforms import matrix_to_pose7
+from dp_common.msgs import ns_to_s
+from dp_common.msgs.chunk import read_chunk
 from dp_eval.core.config import EvalConfig
 from dp_eval.core.episodes import BagData
-from dp_eval.core.messages import decode_chunk, ns_to_s
 from dp_eval.core.report import Chunks
 
 logger = logging.getLogger(__name__)
@@ -39,13 +41,6 @@ def _policy_config(checkpoint):
     return PolicyConfig.from_dict(meta["policy"])
 
 
-def _pose7(m: np.ndarray) -> list[float]:
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(m[:3, :3]).as_quat()
-    return [float(v) for v in (*m[:3, 3], *q)]
-
-
 def node_specs(checkpoint, bag: BagData, cfg: EvalConfig, seed: int):
     """NodeSpecs of perception_node and policy_node for replaying `bag` with `checkpoint`."""
     from dp_common.launcher import NodeSpec
@@ -57,7 +52,7 @@ def node_specs(checkpoint, bag: BagData, cfg: EvalConfig, seed: int):
     transform = resolve_transform(bag.cloud_frame, target, bag, cfg)
     node_params = {"use_sim_time": True, "use_tf": False, "seed": cfg.perception_seed}
     if transform is not None:
-        node_params.update(camera_frame=bag.cloud_frame, camera_to_target=_pose7(transform))
+        node_params.update(camera_frame=bag.cloud_frame, camera_to_target=matrix_to_pose7(transform))
     remap = [("camera/points", cfg.cloud_topic)] if cfg.cloud_topic.lstrip("/") != "camera/points" else []
     return [
         NodeSpec(
@@ -88,18 +83,19 @@ def chunks_from_bag(path, bag: BagData) -> tuple[list[Chunks], list[float], str,
     latencies, pid, names, dt = [], "", [], 0.1
     with BagReader(path) as r:
         for m in r.messages(["/dp/action_chunk", "dp/action_chunk"]):
-            ch = decode_chunk(r.deserialize(m))
-            pid, names, dt = ch.policy_id, ch.joint_names, ch.dt
-            latencies.append(ns_to_s(m.timestamp_ns) - ch.stamp_s)
+            ch = read_chunk(r.deserialize(m))
+            pid, names, dt = ch.policy_id, list(ch.joint_names), ch.dt
+            latencies.append(ns_to_s(m.timestamp_ns - ch.stamp_ns))
             for e, ep in enumerate(bag.episodes):
-                if ep.t0 - 1e-6 <= ch.stamp_s <= ep.t1 + 1e-6:
+                if ep.t0 - 1e-6 <= ns_to_s(ch.stamp_ns) <= ep.t1 + 1e-6:
                     per_ep[e].append(ch)
                     break
     out = []
     for chs in per_ep:
         if chs:
             h = min(c.rows.shape[0] for c in chs)
-            out.append(Chunks(np.array([c.stamp_s for c in chs]), np.stack([c.rows[:h] for c in chs])))
+            stamps_s = np.array([ns_to_s(c.stamp_ns) for c in chs])
+            out.append(Chunks(stamps_s, np.stack([c.rows[:h] for c in chs])))
         else:
             out.append(Chunks(np.zeros(0), np.zeros((0, 1, max(1, len(names))), dtype=np.float32)))
     return out, latencies, pid, names, dt

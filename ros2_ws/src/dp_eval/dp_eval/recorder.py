@@ -17,8 +17,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from dp_common.bags import STORAGES, BagWriter
 from dp_common.params import declare_config
-from dp_eval.core.bagio import STORAGES, BagWriter
 from dp_eval.player import rclpy_type
 
 #: Types of the pipeline's output topics (interface contract in DESIGN.md).

@@ -11,12 +11,13 @@ from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
 
+from dp_common.bags import BagReader, BagWriter
+from dp_common.msgs import s_to_ns
+from dp_common.msgs.chunk import build_chunk, read_chunk
 from dp_common.testing import spin_for, spin_until
-from dp_eval.core.bagio import BagReader, BagWriter, make_typestore
-from dp_eval.core.messages import decode_chunk, make_action_chunk
-from dp_eval.core.synthetic import write_synthetic_bag
 from dp_eval.player import BagPlayer, to_rclpy
 from dp_eval.recorder import BagRecorder
+from dp_eval.synthetic_bag import write_synthetic_bag
 
 
 def _qos():
@@ -72,13 +73,13 @@ def _ns(clock_msg) -> int:
 @pytest.mark.parametrize(("in_storage", "out_storage"), [("sqlite3", "mcap"), ("mcap", "sqlite3")])
 def test_play_record_round_trip(rclpy_context, tmp_path, in_storage, out_storage):
     """Bag written by us -> player -> DDS -> recorder -> bag read back by plain rosbags."""
-    ts = make_typestore()
     rows = [np.random.default_rng(k).normal(size=(15, 7)).astype(np.float32) for k in range(5)]
     names = [f"panda_joint{i}" for i in range(1, 8)]
-    with BagWriter(tmp_path / "in", storage=in_storage, typestore=ts) as w:
+    with BagWriter(tmp_path / "in", storage=in_storage) as w:
         for k, r in enumerate(rows):
             t = 10.0 + 0.1 * k
-            w.write("dp/action_chunk", int(t * 1e9), make_action_chunk(ts, t, k, "pid@0", names, 0.1, r))
+            chunk = build_chunk(s_to_ns(t), r, names, 0.1, k, "pid@0", types=w.types)
+            w.write("dp/action_chunk", s_to_ns(t), chunk)
     node = Node("round_trip", context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(node)
@@ -97,8 +98,8 @@ def test_play_record_round_trip(rclpy_context, tmp_path, in_storage, out_storage
     with AnyReader([tmp_path / "out"]) as r:
         (conn,) = r.connections
         assert conn.msgtype == "dp_msgs/msg/ActionChunk"
-        got = [decode_chunk(r.deserialize(raw, conn.msgtype)) for _, _, raw in r.messages()]
+        got = [read_chunk(r.deserialize(raw, conn.msgtype)) for _, _, raw in r.messages()]
     assert [c.chunk_id for c in got] == list(range(5))
     for c, r in zip(got, rows, strict=True):
         np.testing.assert_array_equal(c.rows, r)
-        assert c.joint_names == names and c.policy_id == "pid@0"
+        assert c.joint_names == tuple(names) and c.policy_id == "pid@0"

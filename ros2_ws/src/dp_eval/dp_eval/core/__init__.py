@@ -1,7 +1,9 @@
-"""ROS-free core of dp_eval: bag I/O (rosbags), episode extraction, stepped replay, metrics, report."""
+"""ROS-free core of dp_eval: episode containers and split, stepped replay, metrics, report.
 
-from dp_eval.core.bagio import BagReader, BagWriter, make_typestore
+Bag I/O is ``dp_common.bags`` and bag reading for evaluation is ``dp_eval.episodes`` (outside core).
+"""
+
 from dp_eval.core.config import EvalConfig
 from dp_eval.core.metrics import episode_metrics, latency_stats
 
-__all__ = ["BagReader", "BagWriter", "EvalConfig", "episode_metrics", "latency_stats", "make_typestore"]
+__all__ = ["EvalConfig", "episode_metrics", "latency_stats"]

@@ -1,24 +1,17 @@
-"""What an evaluation needs from a recorded bag, split into episodes (ROS-free).
+"""What an evaluation needs from a recorded bag, and its split into episodes (ROS-free).
 
-Everything except the clouds is loaded in one pass (joint states, recorded actions, episode
-status, static transforms); clouds are listed by stamp only (read from the CDR header without
-decoding) and decoded later, one at a time, while the policy runs.
-
-Episodes: a bag may hold several. A new episode starts where the episode topic (the simulator's
-``sim/episode_status``, JSON with a ``seed``) changes its key, where sensor time jumps back, or
-where clouds pause longer than ``episode_gap_s``.
+``dp_eval.episodes.load_bag`` reads a bag into :class:`BagData`; this module holds the numpy-only
+part. Episodes: a bag may hold several. A new episode starts where the episode topic (the
+simulator's ``sim/episode_status``, JSON with a ``seed``) changes its key, where sensor time jumps
+back, or where clouds pause longer than ``episode_gap_s``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from dp_eval.core.bagio import BagReader, header_stamp_ns
-from dp_eval.core.messages import ns_to_s, stamp_s
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +73,14 @@ class EpisodeSpan:
 
 @dataclass
 class BagData:
-    """Streams of one bag used by the evaluation (sensor stamps in s)."""
+    """Streams of one bag used by the evaluation.
+
+    ``cloud_stamps_ns`` are the clouds' header stamps (integer ns, the bag time where unset);
+    joint and action times and episode bounds are float seconds (for interpolation).
+    """
 
     cloud_topic: str
-    cloud_stamps: np.ndarray
+    cloud_stamps_ns: np.ndarray
     cloud_frame: str
     joints: JointTrack
     actions: JointTrack
@@ -92,140 +89,17 @@ class BagData:
     episodes: list[EpisodeSpan]
     duration_s: float
 
+    @property
+    def cloud_stamps(self) -> np.ndarray:
+        """(N,) cloud stamps as float seconds (for arithmetic on durations)."""
+        return self.cloud_stamps_ns * 1e-9
+
     def episode_of_cloud(self, i: int) -> int:
         """Index of the episode containing cloud number i (in bag order)."""
         for ep in self.episodes:
             if ep.i0 <= i <= ep.i1:
                 return ep.index
         raise IndexError(f"cloud {i} outside every episode")
-
-
-def _quat_matrix(t, q) -> np.ndarray:
-    x, y, z, w = q
-    n = np.sqrt(x * x + y * y + z * z + w * w)
-    x, y, z, w = x / n, y / n, z / n, w / n
-    m = np.eye(4)
-    m[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ]
-    m[:3, 3] = t
-    return m
-
-
-def msg_time(reader_msg, msg) -> float:
-    """Header stamp when set, else the bag time."""
-    header = getattr(msg, "header", None)
-    if header is not None and (header.stamp.sec or header.stamp.nanosec):
-        return stamp_s(header)
-    return ns_to_s(reader_msg.timestamp_ns)
-
-
-def load_bag(
-    path,
-    cloud_topic: str = "camera/points",
-    joint_topic: str = "joint_states",
-    action_topic: str = "expert/joint_command",
-    action_joint_names=(),
-    episode_topic: str = "sim/episode_status",
-    episode_key: str = "seed",
-    episode_gap_s: float = 1.0,
-    typestore=None,
-) -> BagData:
-    """Reads everything but the cloud contents from a bag and splits it into episodes.
-
-    Args:
-        path: rosbag2 directory (sqlite3 or mcap).
-        cloud_topic, joint_topic, action_topic: topic names (a leading '/' is optional).
-        action_joint_names: column names of a Float64MultiArray action topic.
-        episode_topic: std_msgs/String JSON topic whose `episode_key` changing starts an episode.
-        episode_gap_s: a pause between clouds longer than this starts an episode.
-
-    Raises:
-        ValueError: when the cloud or action topic is missing or empty.
-    """
-    joints, actions = JointTrack(), JointTrack()
-    stamps: list[float] = []
-    cloud_frame = ""
-    transforms: dict[tuple[str, str], np.ndarray] = {}
-    status: list[tuple[float, object]] = []
-    with BagReader(path, typestore=typestore) as reader:
-        topics = reader.topics
-        names = {t.lstrip("/"): t for t in topics}
-
-        def resolve(topic):
-            return names.get(topic.lstrip("/"))
-
-        cloud_t, joint_t, action_t = resolve(cloud_topic), resolve(joint_topic), resolve(action_topic)
-        episode_t = resolve(episode_topic) if episode_topic else None
-        if cloud_t is None:
-            raise ValueError(f"bag {path} has no cloud topic {cloud_topic!r}; topics: {sorted(topics)}")
-        if action_t is None:
-            raise ValueError(
-                f"bag {path} has no action topic {action_topic!r} (recorded expert commands); "
-                f"topics: {sorted(topics)}"
-            )
-        tf_topics = [t for t in topics if t.lstrip("/") in ("tf_static", "tf")]
-        wanted = [t for t in (joint_t, action_t, episode_t) if t] + tf_topics
-        for m in reader.messages(wanted):
-            msg = reader.deserialize(m)
-            if m.topic == joint_t:
-                joints.add(msg_time(m, msg), msg.name, msg.position)
-            elif m.topic == action_t:
-                t = msg_time(m, msg)
-                if m.msgtype == "sensor_msgs/msg/JointState":
-                    actions.add(t, msg.name, msg.position)
-                elif m.msgtype == "std_msgs/msg/Float64MultiArray":
-                    if len(action_joint_names) != len(msg.data):
-                        raise ValueError(
-                            f"{action_topic} carries {len(msg.data)} values; pass action_joint_names "
-                            f"with as many names. Got {list(action_joint_names)}"
-                        )
-                    actions.add(t, action_joint_names, msg.data)
-                elif m.msgtype == "trajectory_msgs/msg/JointTrajectory" and msg.points:
-                    actions.add(t, msg.joint_names, msg.points[0].positions)
-                else:
-                    raise ValueError(f"unsupported action topic type {m.msgtype}")
-            elif m.topic == episode_t:
-                try:
-                    key = json.loads(msg.data).get(episode_key)
-                except (json.JSONDecodeError, AttributeError):
-                    key = msg.data
-                status.append((ns_to_s(m.timestamp_ns), key))
-            else:  # tf / tf_static
-                for tf in msg.transforms:
-                    tr, rot = tf.transform.translation, tf.transform.rotation
-                    transforms[(tf.header.frame_id, tf.child_frame_id)] = _quat_matrix(
-                        [tr.x, tr.y, tr.z], [rot.x, rot.y, rot.z, rot.w]
-                    )
-        bag_times = []
-        for m in reader.messages([cloud_t]):
-            ns = header_stamp_ns(m.rawdata)
-            if ns is None or ns == 0:
-                ns = m.timestamp_ns
-            stamps.append(ns * 1e-9)
-            bag_times.append(ns_to_s(m.timestamp_ns))
-            if not cloud_frame:
-                cloud_frame = reader.deserialize(m).header.frame_id
-        duration = ns_to_s(reader.end_time_ns - reader.start_time_ns)
-    if not stamps:
-        raise ValueError(f"bag {path} has no messages on {cloud_topic!r}")
-    if not actions.t:
-        raise ValueError(f"bag {path} has no messages on the action topic {action_topic!r}")
-    cloud_stamps = np.asarray(stamps)
-    episodes = split_episodes(cloud_stamps, np.asarray(bag_times), status, episode_gap_s)
-    return BagData(
-        cloud_topic=cloud_t,
-        cloud_stamps=cloud_stamps,
-        cloud_frame=cloud_frame,
-        joints=joints,
-        actions=actions,
-        action_topic=action_t,
-        transforms=transforms,
-        episodes=episodes,
-        duration_s=duration,
-    )
 
 
 def split_episodes(

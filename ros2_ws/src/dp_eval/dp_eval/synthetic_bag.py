@@ -1,0 +1,97 @@
+"""A synthetic demonstration bag for tests and benchmarks, written with the one bag stack.
+
+The bag looks like a simulator recording: ``camera/points`` (a ray-cast tabletop cloud in the
+camera optical frame), ``/tf_static`` (world <- camera_optical_frame), ``joint_states`` (7 Panda
+joints on smooth sinusoids), ``expert/joint_command`` (the expert's target = the joint state one
+dt ahead), ``sim/episode_status`` (JSON with the episode's seed) and ``robot_description``.
+Several episodes follow each other in one bag, with a pause between them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from dp_common.bags import BagWriter
+from dp_common.msgs import s_to_ns
+from dp_common.msgs.cloud import build_cloud
+from dp_common.msgs.image import build_image
+from dp_common.msgs.joint_state import build_joint_state
+from dp_common.msgs.transform import build_tf, build_transform
+from dp_eval.core.synthetic import CAMERA_FRAME, JOINT_NAMES, joint_trajectory
+
+
+def write_synthetic_bag(
+    path,
+    storage: str = "mcap",
+    episodes: int = 2,
+    episode_s: float = 2.0,
+    cloud_hz: float = 10.0,
+    joint_hz: float = 50.0,
+    dt: float = 0.1,
+    width: int = 64,
+    height: int = 48,
+    gap_s: float = 2.0,
+    typestore=None,
+    images: bool = False,
+) -> dict:
+    """Writes a synthetic demonstration bag; returns a description (topics, counts, transform).
+
+    Times: episode e starts at 1 + e * (episode_s + gap_s) s; messages are stamped with their
+    sensor time, which is also the bag time. ``images``: also ``camera/image``, the same camera's
+    (height, width) colors as bgr8 (as many RGB-D drivers publish them), stamped with the cloud.
+    """
+    from dp_perception.core.synthetic import tabletop_cloud
+
+    counts: dict[str, int] = {}
+    transform = None
+    with BagWriter(path, storage=storage, typestore=typestore) as w:
+        types = w.types
+        w.add_topic("robot_description", "std_msgs/msg/String", latched=True)
+        w.add_topic("/tf_static", "tf2_msgs/msg/TFMessage", latched=True)
+        for topic, typ in (
+            ("camera/points", "sensor_msgs/msg/PointCloud2"),
+            ("joint_states", "sensor_msgs/msg/JointState"),
+            ("expert/joint_command", "sensor_msgs/msg/JointState"),
+            ("sim/episode_status", "std_msgs/msg/String"),
+            *([("camera/image", "sensor_msgs/msg/Image")] if images else []),
+        ):
+            w.add_topic(topic, typ)
+        String = types["std_msgs/msg/String"]
+        w.write("robot_description", 0, String(data="<robot name='panda'/>"))
+        msgs: list[tuple[int, str, object]] = []
+        for e in range(episodes):
+            t_start = 1.0 + e * (episode_s + gap_s)
+            n_j = int(round(episode_s * joint_hz)) + 1
+            tj = np.arange(n_j) / joint_hz
+            for t, q in zip(tj, joint_trajectory(tj, e), strict=True):
+                js = build_joint_state(s_to_ns(t_start + t), JOINT_NAMES, q, types=types)
+                msgs.append((t_start + t, "joint_states", js))
+            n_c = int(round(episode_s * cloud_hz)) + 1
+            tc = np.arange(n_c) / cloud_hz
+            # The expert commands where the arm will be one dt later (like a position controller).
+            for t, q in zip(tc, joint_trajectory(tc + dt, e), strict=True):
+                cmd = build_joint_state(s_to_ns(t_start + t), JOINT_NAMES, q, types=types)
+                msgs.append((t_start + t, "expert/joint_command", cmd))
+            for k, t in enumerate(tc):
+                syn = tabletop_cloud(width=width, height=height, seed=1000 * e + k)
+                transform = syn.transform
+                xyz = syn.xyz.reshape(-1, 3)
+                rgb = syn.rgb.reshape(-1, 3).astype(np.float32) / 255.0
+                stamp_ns = s_to_ns(t_start + t)
+                cloud = build_cloud(stamp_ns, CAMERA_FRAME, xyz, rgb, types)
+                msgs.append((t_start + t, "camera/points", cloud))
+                if images:  # bgr8, as many RGB-D drivers publish them
+                    image = build_image(stamp_ns, CAMERA_FRAME, syn.rgb, "bgr8", types)
+                    msgs.append((t_start + t, "camera/image", image))
+            for t in np.arange(0, episode_s, 0.5):
+                status = json.dumps({"seed": 100 + e, "time": round(float(t), 3), "success": False})
+                msgs.append((t_start + t, "sim/episode_status", String(data=status)))
+        msgs.sort(key=lambda m: m[0])
+        tf_msg = build_tf([build_transform(s_to_ns(0.5), "world", CAMERA_FRAME, transform, types)], types)
+        w.write("/tf_static", s_to_ns(0.5), tf_msg)
+        for t, topic, msg in msgs:
+            w.write(topic, s_to_ns(t), msg)
+            counts[topic] = counts.get(topic, 0) + 1
+    return {"counts": counts, "transform": transform, "joint_names": JOINT_NAMES, "dt": dt}
