@@ -24,6 +24,7 @@ setup(
             "dp_eval = dp_eval.evaluate:main",
             "bag_player = dp_eval.player:main",
             "bag_recorder = dp_eval.recorder:main",
+            "bag_to_zarr = dp_eval.bag_to_zarr:main",
         ],
     },
 )

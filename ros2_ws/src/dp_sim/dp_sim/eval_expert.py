@@ -11,8 +11,9 @@ import sys
 
 import numpy as np
 
+from dp_common.cli import parse_overrides
 from dp_sim.core import ReachExpert, SimScene
-from dp_sim.make_dataset import DEFAULT_SIM_YAML, build_sim_config, parse_overrides
+from dp_sim.make_dataset import DEFAULT_SIM_YAML, build_sim_config
 
 
 def evaluate(scene: SimScene, expert: ReachExpert, seeds, dt: float = 0.1) -> dict:

@@ -12,7 +12,7 @@ scene's world<-camera transform; the PerceptionConfig used is stored in the zarr
 Images for the image Diffusion Policy (``--images``): ``data/img`` (T, H, W, 3) uint8 RGB from the
 same camera at the same step as the cloud, beside ``data/point_cloud``, ``data/state`` and
 ``data/action`` (Diffusion Policy's zarr layout). ``--image-shape H W`` resizes them with
-``dp_policy.image_conversion.fit_image`` -- a center crop to the H:W aspect ratio, then an
+``dp_policy.core.resize.fit_image`` -- a center crop to the H:W aspect ratio, then an
 area-average resize -- the function policy_node applies to ``camera/image`` at deployment; without
 it the camera's native size is stored. The attributes record ``image_shape`` and
 ``image_source_shape``::
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dp_common.cli import add_image_shape_argument, config_params, load_yaml_params, parse_overrides
 from dp_sim.core.dataset import EpisodeConfig, generate_dataset, perception_preprocessor
 from dp_sim.core.expert import ExpertConfig
 from dp_sim.core.scene import SimConfig
@@ -56,57 +57,6 @@ DEFAULT_SIM_YAML = CONFIG_DIR / "sim.yaml"
 DEFAULT_PERCEPTION_YAML = CONFIG_DIR / "perception_sim.yaml"
 
 
-def parse_value(text: str):
-    """Parse a CLI value: JSON (numbers, lists, true/false) else the raw string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        low = text.lower()
-        if low in ("true", "false"):
-            return low == "true"
-        if "," in text:
-            return [parse_value(t) for t in text.split(",")]
-        return text
-
-
-def parse_overrides(items: list[str] | None) -> dict:
-    """['a=1', 'b=[0,1]'] -> {'a': 1, 'b': [0, 1]}; raises ValueError on a missing '='."""
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"expected key=value. Got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = parse_value(v.strip())
-    return out
-
-
-def load_yaml_params(path: str | Path | None, cls) -> dict:
-    """Fields of dataclass `cls` found in a ROS params yaml (any node's ros__parameters)."""
-    if not path:
-        return {}
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        return {}
-    doc = yaml.safe_load(p.read_text()) or {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    out: dict = {}
-    for node in doc.values():
-        params = (node or {}).get("ros__parameters", {}) if isinstance(node, dict) else {}
-        out.update({k: v for k, v in params.items() if k in names})
-    return out
-
-
-def perception_overrides(yaml_path, cli_items: list[str] | None) -> dict:
-    """PerceptionConfig fields from a params yaml (if any), then CLI key=value overrides."""
-    from dp_perception.core import PerceptionConfig
-
-    params = load_yaml_params(yaml_path, PerceptionConfig)
-    params.update(parse_overrides(cli_items))
-    return params
-
-
 def build_sim_config(yaml_path, overrides: dict) -> SimConfig:
     """SimConfig from yaml (if any) + key=value overrides; unknown keys raise ValueError."""
     names = {f.name for f in dataclasses.fields(SimConfig)}
@@ -121,12 +71,12 @@ def build_sim_config(yaml_path, overrides: dict) -> SimConfig:
 def resize_zarr_images(path: str | Path, shape: tuple[int, int], key: str = "img", block: int = 256) -> None:
     """Resize ``data/<key>`` (T, H, W, 3) uint8 of a zarr store in place to ``shape`` = (h, w).
 
-    Uses ``dp_policy.image_conversion.fit_image`` (center crop to the aspect, area resize) in blocks
+    Uses ``dp_policy.core.resize.fit_image`` (center crop to the aspect, area resize) in blocks
     of ``block`` frames; records ``image_shape`` and ``image_source_shape`` in the attributes.
     """
     import zarr
 
-    from dp_policy.image_conversion import fit_images
+    from dp_policy.core.resize import fit_images
 
     root = zarr.open_group(str(path), mode="r+")
     src = root["data"][key]
@@ -143,20 +93,7 @@ def resize_zarr_images(path: str | Path, shape: tuple[int, int], key: str = "img
         del root["data"][key]
         root["data"].move(tmp, key)
     root.attrs.update({"image_shape": [h, w], "image_source_shape": source_shape,
-                       "image_resize": "dp_policy.image_conversion.fit_image"})  # fmt: skip
-
-
-def add_image_shape_argument(ap: argparse.ArgumentParser) -> None:
-    """``--image-shape H W`` (make_dataset and bag_to_zarr): how data/img is sized."""
-    ap.add_argument(
-        "--image-shape",
-        nargs=2,
-        type=int,
-        metavar=("H", "W"),
-        default=None,
-        help="fit data/img to H x W: center crop to the H:W aspect, then area resize\n"
-        "(dp_policy.image_conversion.fit_image, as policy_node does); default: keep the camera size",
-    )
+                       "image_resize": "dp_policy.core.resize.fit_image"})  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         sim_cfg = build_sim_config(args.sim_config, parse_overrides(args.set))
         expert_cfg = ExpertConfig(**parse_overrides(args.expert))
         ep_cfg = EpisodeConfig(args.dt, args.max_steps, args.hold_steps, args.keep_failures)
+        from dp_perception.core import PerceptionConfig
+
         preprocess, perception_dict = perception_preprocessor(
-            perception_overrides(args.perception_config, args.perception)
+            config_params(args.perception_config, PerceptionConfig, args.perception)
         )
         if args.episodes < 1:
             raise ValueError(f"--episodes: expected >= 1. Got {args.episodes}")

@@ -12,7 +12,8 @@ real-robot path (bag -> `bag_to_zarr` -> training)::
     /sim/episode_status     std_msgs/String (JSON; seed, success, cube poses)
     /clock                  rosgraph_msgs/Clock                                   clock_hz
 
-Written with the `rosbags` library (no rosbag2_py needed). Example::
+Written with the one bag stack, ``dp_common.bags`` (the `rosbags` library; no rosbag2_py needed),
+and the message layer ``dp_common.msgs``. Example::
 
     python -m dp_sim.record_demos --out demos/ --episodes 3 --seed-start 0
 """
@@ -28,97 +29,23 @@ from pathlib import Path
 
 import numpy as np
 
-from dp_common.core.pointcloud import encode_xyz
+from dp_common.bags import BagWriter, make_typestore
+from dp_common.cli import parse_overrides
+from dp_common.msgs import ns_to_stamp, s_to_ns
+from dp_common.msgs.cloud import build_cloud
+from dp_common.msgs.image import build_image
+from dp_common.msgs.joint_state import build_joint_state
+from dp_common.msgs.transform import build_tf, build_transform
 from dp_sim.core.expert import ExpertConfig, ReachExpert
 from dp_sim.core.robot import JOINT_NAMES
 from dp_sim.core.scene import SimConfig, SimScene
-from dp_sim.make_dataset import DEFAULT_SIM_YAML, build_sim_config, parse_overrides
+from dp_sim.make_dataset import DEFAULT_SIM_YAML, build_sim_config
 
 logger = logging.getLogger(__name__)
 
 CAMERA_FRAME = "camera_optical_frame"
 WORLD_FRAME = "world"
 ACTION_TOPIC = "/expert/joint_command"
-
-
-class _BagTypes:
-    """Message constructors and serialization from the rosbags typestore."""
-
-    def __init__(self) -> None:
-        from rosbags.typesys import Stores, get_typestore
-
-        self.store = get_typestore(Stores.ROS2_HUMBLE)
-        t = self.store.types
-        self.Time = t["builtin_interfaces/msg/Time"]
-        self.Header = t["std_msgs/msg/Header"]
-        self.String = t["std_msgs/msg/String"]
-        self.PointField = t["sensor_msgs/msg/PointField"]
-        self.PointCloud2 = t["sensor_msgs/msg/PointCloud2"]
-        self.Image = t["sensor_msgs/msg/Image"]
-        self.JointState = t["sensor_msgs/msg/JointState"]
-        self.Clock = t["rosgraph_msgs/msg/Clock"]
-        self.TFMessage = t["tf2_msgs/msg/TFMessage"]
-        self.TransformStamped = t["geometry_msgs/msg/TransformStamped"]
-        self.Transform = t["geometry_msgs/msg/Transform"]
-        self.Vector3 = t["geometry_msgs/msg/Vector3"]
-        self.Quaternion = t["geometry_msgs/msg/Quaternion"]
-
-    def stamp(self, t: float):
-        ns = int(round(t * 1e9))
-        return self.Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-    def header(self, t: float, frame: str):
-        return self.Header(stamp=self.stamp(t), frame_id=frame)
-
-    def cloud(self, t: float, xyz: np.ndarray, rgb: np.ndarray | None):
-        raw = encode_xyz(np.asarray(xyz, dtype=np.float32).reshape(-1, 3), rgb)
-        pf = [self.PointField(name=n, offset=o, datatype=d, count=c) for n, o, d, c in raw.fields]
-        return self.PointCloud2(
-            header=self.header(t, CAMERA_FRAME),
-            height=raw.height,
-            width=raw.width,
-            fields=pf,
-            is_bigendian=raw.is_bigendian,
-            point_step=raw.point_step,
-            row_step=raw.row_step,
-            data=np.frombuffer(raw.data, dtype=np.uint8),
-            is_dense=True,
-        )
-
-    def image(self, t: float, rgb: np.ndarray):
-        h, w = rgb.shape[:2]
-        return self.Image(
-            header=self.header(t, CAMERA_FRAME),
-            height=h,
-            width=w,
-            encoding="rgb8",
-            is_bigendian=0,
-            step=w * 3,
-            data=np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1),
-        )
-
-    def joint_state(self, t: float, q: np.ndarray, qd: np.ndarray | None = None):
-        return self.JointState(
-            header=self.header(t, ""),
-            name=list(JOINT_NAMES),
-            position=np.asarray(q, dtype=np.float64),
-            velocity=np.asarray(qd if qd is not None else [], dtype=np.float64),
-            effort=np.zeros(0, dtype=np.float64),
-        )
-
-    def tf_static(self, t: float, transform: np.ndarray):
-        from scipy.spatial.transform import Rotation
-
-        x, y, z, w = Rotation.from_matrix(transform[:3, :3]).as_quat()
-        tr = self.TransformStamped(
-            header=self.header(t, WORLD_FRAME),
-            child_frame_id=CAMERA_FRAME,
-            transform=self.Transform(
-                translation=self.Vector3(*map(float, transform[:3, 3])),
-                rotation=self.Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)),
-            ),
-        )
-        return self.TFMessage(transforms=[tr])
 
 
 def record_episode(
@@ -132,17 +59,15 @@ def record_episode(
     max_steps: int = 100,
     hold_steps: int = 3,
     images: bool = True,
-    types: _BagTypes | None = None,
+    typestore=None,
 ) -> dict:
     """Run one expert episode and write it as an mcap rosbag2 directory at `path`.
 
+    Args:
+        typestore: rosbags typestore to reuse across episodes (default: ``dp_common.bags.make_typestore``).
     Returns:
         the final task state (JSON-friendly dict) plus `steps` (expert commands written).
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    types = types or _BagTypes()
-    ser = types.store.serialize_cdr
     tick = 1.0 / clock_hz
     per_cam = max(1, int(round(clock_hz / camera_hz)))
     per_act = max(1, int(round(dt / tick)))
@@ -152,24 +77,23 @@ def record_episode(
         shutil.rmtree(path)
     t0 = 1.0  # bags start at 1 s sim time (a zero stamp reads as "unset" in ROS)
     steps = 0
-    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as w:
-        conns = {}
+    with BagWriter(path, storage="mcap", typestore=typestore) as w:
+        types = w.types
+        string = types["std_msgs/msg/String"]
 
-        def conn(topic: str, msgtype: str):
-            if topic not in conns:
-                conns[topic] = w.add_connection(topic, msgtype, typestore=types.store)
-            return conns[topic]
-
-        def write(topic: str, msgtype: str, t: float, msg) -> None:
-            w.write(conn(topic, msgtype), int(round(t * 1e9)), ser(msg, msgtype))
+        def write(topic: str, t: float, msg) -> None:
+            w.write(topic, s_to_ns(t), msg)
 
         from dp_sim.core.robot import package_share_dir
 
         urdf = scene.kin.urdf_path.read_text().replace(
             "package://", f"file://{package_share_dir(scene.kin.urdf_path)}/"
         )
-        write("/robot_description", "std_msgs/msg/String", t0, types.String(data=urdf))
-        write("/tf_static", "tf2_msgs/msg/TFMessage", t0, types.tf_static(t0, scene.camera_transform))
+        w.add_topic("/robot_description", "std_msgs/msg/String", latched=True)
+        w.add_topic("/tf_static", "tf2_msgs/msg/TFMessage", latched=True)
+        write("/robot_description", t0, string(data=urdf))
+        camera = build_transform(s_to_ns(t0), WORLD_FRAME, CAMERA_FRAME, scene.camera_transform, types)
+        write("/tf_static", t0, build_tf([camera], types))
         hold_left = None
         k = 0
         while True:
@@ -182,22 +106,22 @@ def record_episode(
                 steps += 1
                 if hold_left is not None:
                     hold_left -= 1
-            write("/clock", "rosgraph_msgs/msg/Clock", t, types.Clock(clock=types.stamp(t)))
-            write("/joint_states", "sensor_msgs/msg/JointState", t, types.joint_state(t, scene.q, scene.qd))
+            t_ns = s_to_ns(t)
+            write("/clock", t, types["rosgraph_msgs/msg/Clock"](clock=ns_to_stamp(t_ns, types)))
+            write("/joint_states", t, build_joint_state(t_ns, JOINT_NAMES, scene.q, scene.qd, types=types))
             if k % per_cam == 0:
                 obs = scene.render(rgb=True)
-                write(
-                    "/camera/points", "sensor_msgs/msg/PointCloud2", t, types.cloud(t, obs["xyz"], obs["rgb"])
-                )
+                xyz = np.asarray(obs["xyz"], dtype=np.float32).reshape(-1, 3)
+                write("/camera/points", t, build_cloud(t_ns, CAMERA_FRAME, xyz, obs["rgb"], types))
                 if images:
-                    write("/camera/image", "sensor_msgs/msg/Image", t, types.image(t, obs["rgb_image"]))
+                    write("/camera/image", t, build_image(t_ns, CAMERA_FRAME, obs["rgb_image"], types=types))
             if k % per_act == 0:
                 # after the observation of the same instant: the action recorded for this step
-                write(ACTION_TOPIC, "sensor_msgs/msg/JointState", t, types.joint_state(t, q_target))
+                write(ACTION_TOPIC, t, build_joint_state(t_ns, JOINT_NAMES, q_target, types=types))
             if k % per_act == 0:
                 state = scene.task_state()
                 state["expert_target"] = expert.target_index
-                write("/sim/episode_status", "std_msgs/msg/String", t, types.String(data=json.dumps(state)))
+                write("/sim/episode_status", t, string(data=json.dumps(state)))
             scene.step(tick)
             k += 1
             if hold_left is None and scene.success_time is not None:
@@ -233,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scene = SimScene(sim_cfg)
     expert = ReachExpert(ExpertConfig(), scene.kin)
-    types = _BagTypes()
+    typestore = make_typestore()
     from tqdm import tqdm
 
     results = []
@@ -249,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             max_steps=args.max_steps,
             hold_steps=args.hold_steps,
             images=not args.no_images,
-            types=types,
+            typestore=typestore,
         )
         results.append({"seed": seed, "success": res["success"], "steps": res["steps"]})
     scene.close()

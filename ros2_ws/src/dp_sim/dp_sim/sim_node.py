@@ -34,15 +34,17 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState, PointCloud2
-from std_msgs.msg import Float64MultiArray, Header, Int64, String
+from std_msgs.msg import Float64MultiArray, Int64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from dp_common.diagnostics import WARN, DiagnosticsReporter
+from dp_common.msgs import ns_to_s, ns_to_stamp, s_to_ns, stamp_to_ns
+from dp_common.msgs.cloud import build_cloud
+from dp_common.msgs.image import build_image
+from dp_common.msgs.joint_state import build_joint_state
 from dp_common.params import declare_config
 from dp_common.qos import latched_qos, reliable_qos, sensor_qos
-from dp_common.time import sec_to_stamp, stamp_to_sec
-from dp_sim.conversions import cloud_to_msg, image_to_msg
 from dp_sim.core.expert import ReachExpert
 from dp_sim.core.robot import JOINT_NAMES, package_share_dir
 from dp_sim.core.runtime import SimNodeConfig, TrajectoryFollower
@@ -119,8 +121,10 @@ class SimNode(Node):
         """Current sim time (s) on /clock (monotonic across resets)."""
         return self.time_offset + self.scene.time
 
-    def _header(self, frame_id: str) -> Header:
-        return Header(stamp=sec_to_stamp(self.now_s), frame_id=frame_id)
+    @property
+    def now_ns(self) -> int:
+        """Current sim time on /clock as integer ns (the stamp of everything published now)."""
+        return s_to_ns(self.now_s)
 
     # ------------------------------------------------------------------------------- reset
     def _reset(self, seed: int) -> None:
@@ -168,10 +172,10 @@ class SimNode(Node):
             if not msg.points:
                 self.follower.clear()
                 return
-            t0 = stamp_to_sec(msg.header.stamp)
+            t0 = ns_to_s(stamp_to_ns(msg.header.stamp))
             if t0 == 0.0:
                 t0 = self.now_s
-            times = [stamp_to_sec(p.time_from_start) for p in msg.points]
+            times = [ns_to_s(stamp_to_ns(p.time_from_start)) for p in msg.points]
             pos = [list(p.positions) for p in msg.points]
             if any(len(p) != len(msg.joint_names) for p in pos):
                 raise ValueError("every point needs one position per joint name")
@@ -200,9 +204,7 @@ class SimNode(Node):
         if self.expert is not None and self.tick % cfg.every(10.0) == 0:
             q_target = self.expert.act(cfg.every(10.0) * cfg.tick_s)
             self.scene.set_command(q_target)
-            js = JointState(header=self._header(""), name=list(JOINT_NAMES))
-            js.position = q_target.tolist()
-            self.pub_expert.publish(js)
+            self.pub_expert.publish(build_joint_state(self.now_ns, JOINT_NAMES, q_target))
         # The command for the end of this step: sampling at its start would, when a trajectory
         # arrives every tick with its first point one tick ahead (as control_node sends them), always
         # return the position held on arrival and the arm would never move.
@@ -213,11 +215,8 @@ class SimNode(Node):
         self.tick += 1
         self.diag.latency("step", time.perf_counter() - t_wall)
 
-        self.pub_clock.publish(ClockMsg(clock=sec_to_stamp(self.now_s)))
-        js = JointState(header=self._header(""), name=list(JOINT_NAMES))
-        js.position = self.scene.q.tolist()
-        js.velocity = self.scene.qd.tolist()
-        self.pub_js.publish(js)
+        self.pub_clock.publish(ClockMsg(clock=ns_to_stamp(self.now_ns)))
+        self.pub_js.publish(build_joint_state(self.now_ns, JOINT_NAMES, self.scene.q, self.scene.qd))
 
         if self.tick % cfg.every(cfg.camera_hz) == 0:
             self._publish_camera()
@@ -244,10 +243,11 @@ class SimNode(Node):
         if self.cfg.cloud_frame == "world":
             xyz = transform_points(obs["transform"], xyz)
             frame = self.cfg.world_frame_id
-        header = self._header(frame)
-        self.pub_points.publish(cloud_to_msg(xyz, obs["rgb"] if self.cfg.cloud_rgb else None, header))
+        stamp_ns = self.now_ns
+        rgb = obs["rgb"] if self.cfg.cloud_rgb else None
+        self.pub_points.publish(build_cloud(stamp_ns, frame, np.asarray(xyz).reshape(-1, 3), rgb))
         if self.cfg.publish_image and obs["rgb_image"] is not None:
-            self.pub_image.publish(image_to_msg(obs["rgb_image"], self._header(self.cfg.camera_frame_id)))
+            self.pub_image.publish(build_image(stamp_ns, self.cfg.camera_frame_id, obs["rgb_image"]))
         self.diag.latency("camera", time.perf_counter() - t)
         self.diag.tick("clouds")
 

@@ -9,9 +9,10 @@ import pytest
 
 zarr = pytest.importorskip("zarr")
 
+from dp_common.cli import parse_overrides  # noqa: E402
 from dp_sim.core import SimConfig  # noqa: E402
 from dp_sim.core.dataset import EpisodeConfig, generate_dataset  # noqa: E402
-from dp_sim.make_dataset import build_sim_config, parse_overrides  # noqa: E402
+from dp_sim.make_dataset import build_sim_config  # noqa: E402
 
 
 def _stub_preprocess(num_points=64):
@@ -108,9 +109,9 @@ def test_make_dataset_cli_with_perception(tmp_path, capsys):
 @pytest.mark.skipif(not _has_perception(), reason="dp_perception.core.preprocess_cloud missing")
 def test_bag_round_trip_matches_direct_dataset(tmp_path):
     pytest.importorskip("rosbags")
-    from dp_sim.bag_to_zarr import convert
+    from dp_eval.bag_to_zarr import convert
     from dp_sim.core import ReachExpert, SimScene
-    from dp_sim.core.dataset import perception_preprocessor
+    from dp_sim.core.dataset import SIM_PERCEPTION_DEFAULTS, perception_preprocessor
     from dp_sim.record_demos import record_episode
 
     cfg = SimConfig(camera_width=96, camera_height=72)
@@ -121,7 +122,9 @@ def test_bag_round_trip_matches_direct_dataset(tmp_path):
     finally:
         scene.close()
     assert res["success"]
-    summary = convert([tmp_path / "bag0"], tmp_path / "bag.zarr", perception, progress=False)
+    summary = convert(
+        [tmp_path / "bag0"], tmp_path / "bag.zarr", {**SIM_PERCEPTION_DEFAULTS, **perception}, progress=False
+    )
     assert summary["episodes"] == 1
     pre, _ = perception_preprocessor(perception)
     generate_dataset(
@@ -137,6 +140,7 @@ def test_bag_round_trip_matches_direct_dataset(tmp_path):
 
 def test_shipped_perception_yaml_matches_scene():
     yaml = pytest.importorskip("yaml")
+    from dp_common.core.transforms import pose7_to_matrix
     from dp_sim.core.dataset import SIM_PERCEPTION_DEFAULTS, perception_node_params
     from dp_sim.make_dataset import DEFAULT_PERCEPTION_YAML, DEFAULT_SIM_YAML, build_sim_config
 
@@ -144,5 +148,8 @@ def test_shipped_perception_yaml_matches_scene():
     expected = perception_node_params(build_sim_config(DEFAULT_SIM_YAML, {}))
     for key, value in SIM_PERCEPTION_DEFAULTS.items():
         assert shipped[key] == value, key
-    np.testing.assert_allclose(shipped["camera_to_target"], expected["camera_to_target"], atol=1e-5)
+    # the same rigid transform (q and -q are the same rotation)
+    np.testing.assert_allclose(
+        pose7_to_matrix(shipped["camera_to_target"]), pose7_to_matrix(expected["camera_to_target"]), atol=1e-5
+    )
     assert shipped["camera_frame"] == expected["camera_frame"]

@@ -10,7 +10,7 @@ import pytest
 zarr = pytest.importorskip("zarr")
 
 from dp_policy.core.dataset import load_zarr  # noqa: E402
-from dp_policy.image_conversion import fit_images  # noqa: E402
+from dp_policy.core.resize import fit_images  # noqa: E402
 from dp_sim.core import SimConfig  # noqa: E402
 from dp_sim.core.dataset import EpisodeConfig, generate_dataset  # noqa: E402
 from dp_sim.make_dataset import resize_zarr_images  # noqa: E402
@@ -84,8 +84,10 @@ def test_make_dataset_cli_images_with_shape(tmp_path, capsys):
 @pytest.mark.skipif(not _has_perception(), reason="dp_perception.core.preprocess_cloud missing")
 def test_bag_image_topic_round_trip_matches_direct_dataset(tmp_path):
     pytest.importorskip("rosbags")
-    from dp_sim.bag_to_zarr import convert, main
+    from dp_eval.bag_to_zarr import convert
+    from dp_sim.bag_to_zarr import main
     from dp_sim.core import ReachExpert, SimScene
+    from dp_sim.core.dataset import SIM_PERCEPTION_DEFAULTS
     from dp_sim.record_demos import record_episode
 
     scene = SimScene(CAM)
@@ -94,7 +96,7 @@ def test_bag_image_topic_round_trip_matches_direct_dataset(tmp_path):
     finally:
         scene.close()
     assert res["success"]
-    perception = {"num_points": 64, "min_points": 16}
+    perception = {**SIM_PERCEPTION_DEFAULTS, "num_points": 64, "min_points": 16}
     summary = convert([tmp_path / "bag0"], tmp_path / "bag.zarr", perception, progress=False,
                       image_topic="/camera/image", image_shape=(48, 64))  # fmt: skip
     assert summary["episodes"] == 1

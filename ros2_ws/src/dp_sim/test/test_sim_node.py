@@ -18,9 +18,9 @@ from std_msgs.msg import Float64MultiArray, Int64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from dp_common.msgs.cloud import read_cloud  # noqa: E402
 from dp_common.qos import latched_qos, reliable_qos, sensor_qos  # noqa: E402
 from dp_common.testing import spin_until  # noqa: E402
-from dp_perception.conversions import cloud_msg_to_numpy  # noqa: E402
 from dp_sim.core.robot import JOINT_NAMES  # noqa: E402
 from dp_sim.sim_node import SimNode  # noqa: E402
 
@@ -89,7 +89,7 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
             ("z", 8, 7),
             ("rgb", 12, 7),
         ]
-        dec = cloud_msg_to_numpy(cloud)
+        dec = read_cloud(cloud)
         xyz = dec.xyz
         assert xyz.shape[0] > 500 and np.all(xyz[:, 2] > 0)
         assert cloud.is_dense

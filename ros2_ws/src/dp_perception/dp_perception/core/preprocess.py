@@ -252,3 +252,22 @@ def preprocess_cloud(
     if timings is not None:
         timings.update(crop=t1 - t0, plane=t2 - t1, voxel=t3 - t2, fps=t4 - t3, gather=t5 - t4, total=t5 - t0)
     return out
+
+
+def cloud_preprocessor(perception: dict | None = None):
+    """The deployment preprocessing as a dataset tool calls it: ``(fn, cfg_dict)``.
+
+    ``fn(xyz, rgb, transform, seed)`` runs :func:`preprocess_cloud` with
+    ``PerceptionConfig(**perception)`` (rgb is dropped unless ``use_rgb``; ``fn.needs_rgb`` says
+    so); ``cfg_dict`` is the full config a dataset records.
+
+    Raises:
+        ValueError / TypeError: for an invalid or unknown PerceptionConfig field.
+    """
+    cfg = PerceptionConfig(**(perception or {}))
+
+    def fn(xyz, rgb, transform, seed):
+        return preprocess_cloud(xyz, rgb if cfg.use_rgb else None, cfg, transform=transform, seed=seed)
+
+    fn.needs_rgb = cfg.use_rgb
+    return fn, cfg.to_dict()

@@ -8,6 +8,9 @@ Zarr v2 layout (as DP3's / Diffusion Policy's ``ReplayBuffer``)::
     data/action       (T, A) float32
     meta/episode_ends (E,) int64          exclusive end index of every episode
 
+Writing: :class:`ZarrEpisodeWriter` appends :class:`Episode` arrays (simulator rollouts,
+``dp_eval.bag_to_zarr``), adding ``data/tcp_pos`` and ``meta/episode_seeds`` / ``episode_target``.
+
 Images stay uint8 in memory (4 GB holds ~50k 96x96 frames); the image encoder converts and crops
 them per batch. Only the ``n_obs_steps`` observation frames of a window are gathered.
 
@@ -19,6 +22,7 @@ Policy's ``SequenceSampler``), with ``pad_before = n_obs_steps - 1`` and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +100,77 @@ def save_zarr(path: str | Path, episodes: list[dict[str, np.ndarray]]) -> None:
         data.create_dataset(key, data=arr, chunks=(min(100, len(arr)), *arr.shape[1:]))
     ends = np.cumsum([len(ep["action"]) for ep in episodes]).astype(np.int64)
     meta.create_dataset("episode_ends", data=ends)
+
+
+@dataclass
+class Episode:
+    """Arrays of one recorded episode (T steps)."""
+
+    seed: int
+    success: bool
+    target_index: int
+    point_cloud: np.ndarray | None  # (T, N, C) float32; None for image-only data (bag_to_zarr)
+    state: np.ndarray  # (T, 7) float32
+    action: np.ndarray  # (T, 7) float32
+    tcp_pos: np.ndarray  # (T, 3) float32
+    images: np.ndarray | None = None  # (T, H, W, 3) uint8
+
+    def __len__(self) -> int:
+        return int(self.state.shape[0])
+
+
+class ZarrEpisodeWriter:
+    """Appends episodes to a DP3 zarr (v2) store; `close()` writes the attributes."""
+
+    def __init__(self, path: str | Path, attrs: dict | None = None, overwrite: bool = True):
+        import zarr
+
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise FileExistsError(f"{self.path} exists (pass overwrite=True to replace it)")
+        self.root = zarr.open_group(str(self.path), mode="w")
+        self.data = self.root.require_group("data")
+        self.meta = self.root.require_group("meta")
+        self._arrays: dict[str, object] = {}
+        self.episode_ends: list[int] = []
+        self.seeds: list[int] = []
+        self.targets: list[int] = []
+        self.total = 0
+        self.attrs = dict(attrs or {})
+
+    def _append(self, name: str, arr: np.ndarray) -> None:
+        if name not in self._arrays:
+            chunk_t = max(1, min(100, int(2**22 // max(1, arr[0].nbytes))))
+            self._arrays[name] = self.data.create_dataset(
+                name,
+                shape=(0, *arr.shape[1:]),
+                chunks=(chunk_t, *arr.shape[1:]),
+                dtype=arr.dtype,
+            )
+        self._arrays[name].append(arr)
+
+    def add(self, ep: Episode) -> None:
+        """Append one episode (``point_cloud`` None: an image-only store, no data/point_cloud)."""
+        if len(ep) == 0:
+            raise ValueError(f"episode {ep.seed} is empty")
+        if ep.point_cloud is not None:
+            self._append("point_cloud", ep.point_cloud)
+        self._append("state", ep.state)
+        self._append("action", ep.action)
+        self._append("tcp_pos", ep.tcp_pos)
+        if ep.images is not None:
+            self._append("img", ep.images)
+        self.total += len(ep)
+        self.episode_ends.append(self.total)
+        self.seeds.append(ep.seed)
+        self.targets.append(ep.target_index)
+
+    def close(self) -> None:
+        """Write meta/* and the attributes."""
+        self.meta.array("episode_ends", np.asarray(self.episode_ends, dtype=np.int64), overwrite=True)
+        self.meta.array("episode_seeds", np.asarray(self.seeds, dtype=np.int64), overwrite=True)
+        self.meta.array("episode_target", np.asarray(self.targets, dtype=np.int64), overwrite=True)
+        self.root.attrs.update(self.attrs)
 
 
 def split_episodes(n_episodes: int, val_ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -322,7 +322,7 @@ class ImageObsEncoder(nn.Module):
         if images.dim() != 4 or tuple(images.shape[1:]) != (*self.image_shape, 3):
             raise ValueError(
                 f"{key}: images must be (M, {self.image_shape[0]}, {self.image_shape[1]}, 3) uint8 RGB "
-                f"(encoder.image_shape; resize with dp_policy.image_conversion.fit_image). "
+                f"(encoder.image_shape; resize with dp_policy.core.resize.fit_image). "
                 f"Got {tuple(images.shape)}"
             )
         x = crop_images(images, self.crop_shape, random=self.training)
@@ -369,7 +369,7 @@ def image_obs_tensors(obs: dict, cfg: PolicyConfig, batched: bool) -> dict[str, 
         if arr.ndim != 5 or arr.shape[1] < n or tuple(arr.shape[2:]) != (h, w, 3):
             raise ValueError(
                 f"{key} must be (n_obs_steps={n}, {h}, {w}, 3) uint8 RGB (resize with "
-                f"dp_policy.image_conversion.fit_image). Got {tuple(arr.shape[1:])}"
+                f"dp_policy.core.resize.fit_image). Got {tuple(arr.shape[1:])}"
             )
         out[key] = torch.from_numpy(np.ascontiguousarray(arr[:, -n:]))
     return out

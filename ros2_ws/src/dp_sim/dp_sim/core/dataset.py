@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dp_policy.core.dataset import Episode, ZarrEpisodeWriter
 from dp_sim.core.expert import ExpertConfig, ReachExpert
 from dp_sim.core.robot import JOINT_NAMES
 from dp_sim.core.scene import SimConfig, SimScene
@@ -55,15 +56,13 @@ def perception_node_params(sim_cfg: SimConfig | None = None) -> dict:
 
     `camera_to_target` is [x, y, z, qx, qy, qz, qw] of world <- camera_optical_frame.
     """
-    from scipy.spatial.transform import Rotation
-
+    from dp_common.core.transforms import matrix_to_pose7
     from dp_sim.core.scene import camera_transform_from_config
 
     t = camera_transform_from_config(sim_cfg or SimConfig())
-    quat = Rotation.from_matrix(t[:3, :3]).as_quat()
     params = dict(SIM_PERCEPTION_DEFAULTS)
     params["camera_frame"] = "camera_optical_frame"
-    params["camera_to_target"] = [float(v) for v in np.concatenate([t[:3, 3], quat])]
+    params["camera_to_target"] = matrix_to_pose7(t)
     params["use_tf"] = False
     return params
 
@@ -91,41 +90,16 @@ class EpisodeConfig:
 
 
 def perception_preprocessor(perception_cfg: dict | None = None) -> tuple[PreprocessFn, dict]:
-    """Build the deployment preprocessing (dp_perception.core.preprocess_cloud).
+    """The deployment preprocessing with the scene's defaults (SIM_PERCEPTION_DEFAULTS + `perception_cfg`).
 
     Returns:
         (fn, cfg_dict): fn(xyz, rgb, transform, seed) and the full PerceptionConfig as a dict.
     Raises:
         ImportError: dp_perception is not available.
     """
-    from dp_perception.core import PerceptionConfig, preprocess_cloud
+    from dp_perception.core.preprocess import cloud_preprocessor
 
-    merged = dict(SIM_PERCEPTION_DEFAULTS)
-    merged.update(perception_cfg or {})
-    cfg = PerceptionConfig(**merged)
-
-    def fn(xyz, rgb, transform, seed):
-        return preprocess_cloud(xyz, rgb if cfg.use_rgb else None, cfg, transform=transform, seed=seed)
-
-    fn.needs_rgb = cfg.use_rgb
-    return fn, cfg.to_dict()
-
-
-@dataclass
-class Episode:
-    """Arrays of one recorded episode (T steps)."""
-
-    seed: int
-    success: bool
-    target_index: int
-    point_cloud: np.ndarray | None  # (T, N, C) float32; None for image-only data (bag_to_zarr)
-    state: np.ndarray  # (T, 7) float32
-    action: np.ndarray  # (T, 7) float32
-    tcp_pos: np.ndarray  # (T, 3) float32
-    images: np.ndarray | None = None  # (T, H, W, 3) uint8
-
-    def __len__(self) -> int:
-        return int(self.state.shape[0])
+    return cloud_preprocessor({**SIM_PERCEPTION_DEFAULTS, **(perception_cfg or {})})
 
 
 def run_expert_episode(
@@ -178,60 +152,6 @@ def run_expert_episode(
 
 def _needs_rgb(preprocess) -> bool:
     return bool(getattr(preprocess, "needs_rgb", True))
-
-
-class ZarrEpisodeWriter:
-    """Appends episodes to a DP3 zarr (v2) store; `close()` writes the attributes."""
-
-    def __init__(self, path: str | Path, attrs: dict | None = None, overwrite: bool = True):
-        import zarr
-
-        self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path} exists (pass overwrite=True to replace it)")
-        self.root = zarr.open_group(str(self.path), mode="w")
-        self.data = self.root.require_group("data")
-        self.meta = self.root.require_group("meta")
-        self._arrays: dict[str, object] = {}
-        self.episode_ends: list[int] = []
-        self.seeds: list[int] = []
-        self.targets: list[int] = []
-        self.total = 0
-        self.attrs = dict(attrs or {})
-
-    def _append(self, name: str, arr: np.ndarray) -> None:
-        if name not in self._arrays:
-            chunk_t = max(1, min(100, int(2**22 // max(1, arr[0].nbytes))))
-            self._arrays[name] = self.data.create_dataset(
-                name,
-                shape=(0, *arr.shape[1:]),
-                chunks=(chunk_t, *arr.shape[1:]),
-                dtype=arr.dtype,
-            )
-        self._arrays[name].append(arr)
-
-    def add(self, ep: Episode) -> None:
-        """Append one episode (``point_cloud`` None: an image-only store, no data/point_cloud)."""
-        if len(ep) == 0:
-            raise ValueError(f"episode {ep.seed} is empty")
-        if ep.point_cloud is not None:
-            self._append("point_cloud", ep.point_cloud)
-        self._append("state", ep.state)
-        self._append("action", ep.action)
-        self._append("tcp_pos", ep.tcp_pos)
-        if ep.images is not None:
-            self._append("img", ep.images)
-        self.total += len(ep)
-        self.episode_ends.append(self.total)
-        self.seeds.append(ep.seed)
-        self.targets.append(ep.target_index)
-
-    def close(self) -> None:
-        """Write meta/* and the attributes."""
-        self.meta.array("episode_ends", np.asarray(self.episode_ends, dtype=np.int64), overwrite=True)
-        self.meta.array("episode_seeds", np.asarray(self.seeds, dtype=np.int64), overwrite=True)
-        self.meta.array("episode_target", np.asarray(self.targets, dtype=np.int64), overwrite=True)
-        self.root.attrs.update(self.attrs)
 
 
 def generate_dataset(
