@@ -31,6 +31,7 @@ def test_core_is_ros_free(pkg):
         "import sys, importlib\n"
         f"importlib.import_module('{pkg}.core')\n"
         "bad = sorted(m for m in sys.modules if m == 'rclpy' or m.startswith('rclpy.')"
+        " or m.split('.')[0] == 'rosbags'"
         " or m.split('.')[0].endswith('_msgs') or m.split('.')[0].endswith('_srvs'))\n"
         "print(','.join(bad))\n"
     )
@@ -43,6 +44,37 @@ def test_core_is_ros_free(pkg):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"{pkg}.core imported ROS modules: {out.stdout.strip()}"
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """Every module a file imports (top level or inside functions), relative imports left out."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def _is_message_handling(module: str) -> bool:
+    top = module.split(".")[0]
+    return (
+        top in ("rclpy", "rosbags", "rosbag2_py", "cv_bridge", "tf2_ros", "sensor_msgs_py")
+        or top.endswith(("_msgs", "_srvs"))
+        or module.startswith(("dp_common.msgs", "dp_common.bags"))
+    )
+
+
+def test_no_core_module_imports_ros_messages_or_bags():
+    """Folders tell the truth: nothing under */core/ imports rclpy, rosbags or a message package,
+    not even lazily inside a function (message handling lives outside core/)."""
+    offenders = {}
+    for path in sorted(SRC.glob("*/*/core/**/*.py")):
+        bad = sorted(m for m in _imported_modules(path) if _is_message_handling(m))
+        if bad:
+            offenders[str(path.relative_to(SRC))] = bad
+    assert not offenders, f"core modules that handle messages or bags: {offenders}"
 
 
 @pytest.mark.parametrize("pkg", PY_PACKAGES)
