@@ -112,12 +112,11 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: fl
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from sensor_msgs.msg import JointState, PointCloud2
-    from std_msgs.msg import Header
 
+    from dp_common.msgs import ns_to_s, stamp_to_ns
+    from dp_common.msgs.cloud import build_cloud
     from dp_common.qos import chunk_qos, reliable_qos, sensor_qos
-    from dp_common.time import stamp_to_sec
     from dp_msgs.msg import ActionChunk
-    from dp_perception.conversions import numpy_to_cloud_msg
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -148,12 +147,12 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: fl
         js_pub = node.create_publisher(JointState, "joint_states", reliable_qos(20))
         rng = np.random.default_rng(2)
         pts = rng.uniform([0.2, -0.5, 0.0], [1.0, 0.5, 0.4], (N_POINTS, 3)).astype(np.float32)
-        cloud = numpy_to_cloud_msg(pts, Header(frame_id="world"))
+        cloud = build_cloud(0, "world", pts)
         latencies, arrivals, diags = [], [], []
 
         def on_chunk(msg):
             now = time.time()
-            latencies.append(now - stamp_to_sec(msg.header.stamp))
+            latencies.append(now - ns_to_s(stamp_to_ns(msg.header.stamp)))
             arrivals.append(now)
 
         def send_cloud():

@@ -73,10 +73,11 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from dp_eval.core.config import EvalConfig
-    from dp_eval.core.episodes import load_bag
     from dp_eval.core.metrics import latency_stats
     from dp_eval.core.stepped import run_stepped
-    from dp_eval.core.synthetic import make_checkpoint, write_synthetic_bag
+    from dp_eval.core.synthetic import make_checkpoint
+    from dp_eval.episodes import load_bag
+    from dp_eval.synthetic_bag import write_synthetic_bag
 
     with tempfile.TemporaryDirectory(prefix="bench_replay_") as tmp:
         tmp = Path(tmp)

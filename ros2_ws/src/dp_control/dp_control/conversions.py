@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,19 +16,13 @@ from dp_control.core import RawChunk
 
 
 def chunk_msg_to_raw(msg) -> RawChunk:
-    """dp_msgs/ActionChunk -> RawChunk through the one reader, ``read_chunk`` (no validation here)."""
+    """dp_msgs/ActionChunk -> RawChunk through the one reader, ``read_chunk`` (no validation here).
+
+    The stamp becomes float seconds: the control core does its arithmetic on the control clock in s.
+    """
     c = read_chunk(msg)
-    return RawChunk(
-        stamp=ns_to_s(c.stamp_ns),  # the control core does float-seconds arithmetic on its clock
-        dt=c.dt,
-        joint_names=c.joint_names,
-        horizon=c.horizon,
-        action_dim=c.action_dim,
-        data=c.data,
-        chunk_id=c.chunk_id,
-        policy_id=c.policy_id,
-        action_space=c.action_space,
-    )
+    same = {f.name: getattr(c, f.name) for f in dataclasses.fields(RawChunk) if f.name != "stamp"}
+    return RawChunk(stamp=ns_to_s(c.stamp_ns), **same)
 
 
 def _duration(seconds: float) -> Duration:

@@ -10,10 +10,11 @@ import torch
 from rosbags.highlevel import AnyReader
 
 from dp_eval.core.config import EvalConfig
-from dp_eval.core.episodes import load_bag
 from dp_eval.core.stepped import run_stepped
-from dp_eval.core.synthetic import joint_trajectory, make_checkpoint, write_synthetic_bag
+from dp_eval.core.synthetic import joint_trajectory, make_checkpoint
+from dp_eval.episodes import load_bag
 from dp_eval.evaluate import main
+from dp_eval.synthetic_bag import write_synthetic_bag
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_stepped_image_policy_replays_the_image_topic(tmp_path, capsys):
     Compared in one report with a DP3 checkpoint on the same bag."""
     from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint
     from dp_policy.core import Policy
-    from dp_policy.image_conversion import fit_image
+    from dp_policy.core.resize import fit_image
 
     torch.set_num_threads(1)
     bag_dir = tmp_path / "bag"

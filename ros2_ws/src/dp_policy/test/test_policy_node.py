@@ -28,15 +28,15 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import JointState, PointCloud2  # noqa: E402
-from std_msgs.msg import Header, String  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from dp_common.msgs import ns_to_s, ns_to_stamp, s_to_ns, stamp_to_ns  # noqa: E402
+from dp_common.msgs.cloud import build_cloud  # noqa: E402
 from dp_common.qos import chunk_qos, latched_qos, reliable_qos  # noqa: E402
 from dp_common.testing import spin_until  # noqa: E402
-from dp_common.time import sec_to_stamp, stamp_to_sec  # noqa: E402
 from dp_msgs.msg import ActionChunk  # noqa: E402
-from dp_perception.conversions import numpy_to_cloud_msg  # noqa: E402
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig, save_checkpoint  # noqa: E402
 
 JOINTS = ["j1", "j2", "j3"]
@@ -160,20 +160,20 @@ class Graph:
         self.probe.destroy_node()
 
     def set_clock(self, t_ns):
-        self.clock_pub.publish(Clock(clock=sec_to_stamp(t_ns * 1e-9)))
+        self.clock_pub.publish(Clock(clock=ns_to_stamp(t_ns)))
         assert spin_until(self.ex, lambda: self.node.get_clock().now().nanoseconds >= t_ns, timeout_s=10)
 
     def send(self, stamp, *, points=None, joints=None, positions=None, frame="world"):
         """Publishes joint states and a cloud stamped `stamp`; waits until the node got both."""
         positions = q_of(stamp) if positions is None else positions
         js = JointState(name=list(joints or JOINTS), position=[float(v) for v in positions])
-        js.header.stamp = sec_to_stamp(stamp)
+        js.header.stamp = ns_to_stamp(s_to_ns(stamp))
         pts = cloud_of(stamp) if points is None else points
         n_js, n_clouds = self.node.joint_states_received, self.node.clouds_received
         self.js_pub.publish(js)
         # joints first: a cloud may trigger inference on arrival (sync_wait_s)
         assert spin_until(self.ex, lambda: self.node.joint_states_received > n_js, timeout_s=10)
-        self.cloud_pub.publish(numpy_to_cloud_msg(pts, Header(frame_id=frame, stamp=sec_to_stamp(stamp))))
+        self.cloud_pub.publish(build_cloud(s_to_ns(stamp), frame, pts))
         assert spin_until(
             self.ex,
             lambda: self.node.joint_states_received > n_js and self.node.clouds_received > n_clouds,
@@ -252,7 +252,7 @@ def test_policy_node_chunks_bad_input_and_recovery(rclpy_context, checkpoint):
                 continue  # j3 was missing at the previous cloud's stamp
             assert len(chunks) == 1, f"step {k}: {len(chunks)} chunks; {g.status().message}"
             c = chunks[0]
-            assert stamp_to_sec(c.header.stamp) == pytest.approx(stamp, abs=1e-6)
+            assert ns_to_s(stamp_to_ns(c.header.stamp)) == pytest.approx(stamp, abs=1e-6)
             assert list(c.joint_names) == JOINTS and c.action_space == "joint_position"
             assert c.dt == pytest.approx(0.1) and c.horizon == 15 and c.action_dim == 3
             assert len(c.data) == 45 and c.policy_id.startswith("simple_dp3")
@@ -324,7 +324,7 @@ def test_policy_node_refuses_checkpoint_with_other_num_points(rclpy_context, tmp
         chunks, _ = g.step(points=cloud_of(1.0, 32))  # second chunk: inpainted from the first
         prev, new = g.chunks[-2], g.chunks[-1]
         dt = 0.1
-        shift = round((stamp_to_sec(new.header.stamp) - stamp_to_sec(prev.header.stamp)) / dt)
+        shift = round((ns_to_s(stamp_to_ns(new.header.stamp)) - ns_to_s(stamp_to_ns(prev.header.stamp))) / dt)
         a, b = np.reshape(prev.data, (15, 3)), np.reshape(new.data, (15, 3))
         np.testing.assert_allclose(b[:2], a[shift : shift + 2], atol=1e-4)
         # The perception node reports another num_points than the checkpoint: refused outright.
@@ -370,7 +370,7 @@ def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
             assert len(g.chunks) == n0 + 1
             c = g.chunks[-1]
             s_new = stamps[-1]
-            assert stamp_to_sec(c.header.stamp) == pytest.approx(s_new, abs=1e-6)
+            assert ns_to_s(stamp_to_ns(c.header.stamp)) == pytest.approx(s_new, abs=1e-6)
             assert c.action_space == "joint_position"
             want = expected_chunk(policy, [stamps[-4], s_new], c.chunk_id) + q_of(s_new)
             np.testing.assert_allclose(np.reshape(c.data, (15, 3)), want, atol=1e-5)
@@ -411,7 +411,7 @@ def test_policy_node_image_policy(rclpy_context, tmp_path):
     encodings are rejected with a reason and the node recovers."""
     from sensor_msgs.msg import Image
 
-    from dp_policy.image_conversion import fit_image
+    from dp_policy.core.resize import fit_image
 
     ckpt = make_image_checkpoint(tmp_path / "img")
     policy = Policy.from_checkpoint(ckpt, warmup=False)
@@ -425,14 +425,14 @@ def test_policy_node_image_policy(rclpy_context, tmp_path):
         g.set_clock(g.now_ns - 10_000_000)
         stamp = (g.now_ns - 20_000_000) * 1e-9
         js = JointState(name=JOINTS, position=[float(v) for v in q_of(stamp)])
-        js.header.stamp = sec_to_stamp(stamp)
+        js.header.stamp = ns_to_stamp(s_to_ns(stamp))
         n_js, n_img = g.node.joint_states_received, g.node.clouds_received
         g.js_pub.publish(js)
         assert spin_until(g.ex, lambda: g.node.joint_states_received > n_js, timeout_s=10)
         rgb = image_of(stamp)
         data = rgb[..., ::-1] if encoding == "bgr8" else rgb
         msg = Image(height=60, width=64, encoding=encoding, step=64 * 3, data=data.tobytes())
-        msg.header.stamp = sec_to_stamp(stamp)
+        msg.header.stamp = ns_to_stamp(s_to_ns(stamp))
         img_pub.publish(msg)
         assert spin_until(g.ex, lambda: g.node.clouds_received > n_img, timeout_s=10)
         n0, ticks0 = len(g.chunks), g.node.timer_ticks
