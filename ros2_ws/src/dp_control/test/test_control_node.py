@@ -9,8 +9,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from dp_common.msgs import ns_to_stamp, s_to_ns
+from dp_common.msgs import now_ns, ns_to_stamp, s_to_ns
 from dp_common.msgs.chunk import build_chunk
+from dp_common.msgs.joint_state import build_joint_state
 from dp_common.testing import spin_for, spin_until
 from dp_control.backends import MoveItUnavailable, ValidityGate, check_controller_joints
 from dp_control.core import ControlConfig, ControlState
@@ -43,7 +44,6 @@ class FakeRobot:
             parameter_overrides=[Parameter("use_sim_time", value=use_sim_time)],
         )
         self.control = control_node
-        self.JointState = JointState
         self.js_pub = self.node.create_publisher(JointState, "joint_states", reliable_qos(50))
         self.chunk_pub = self.node.create_publisher(ActionChunk, "dp/action_chunk", chunk_qos())
         self.trajs, self.positions, self.grippers, self.diags = [], [], [], []
@@ -71,10 +71,8 @@ class FakeRobot:
     def _publish_state(self):
         q = self.control.command_positions()
         q = (Q0 if q is None else q) + self.offset
-        msg = self.JointState(name=JOINTS, position=q.tolist())
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        self.js_pub.publish(msg)
-        self.js_pub.publish(self.JointState(name=["panda_finger_joint1"], position=[0.02]))
+        self.js_pub.publish(build_joint_state(now_ns(self.node), JOINTS, q))
+        self.js_pub.publish(build_joint_state(0, ["panda_finger_joint1"], [0.02]))
 
     def chunk_msg(self, stamp, fn=traj, names=JOINTS, gripper=True):
         rows = fn(stamp - self.ros_t0 + 0.1 * np.arange(15))
