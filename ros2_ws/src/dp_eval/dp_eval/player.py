@@ -19,7 +19,6 @@ Where the `ros2` CLI has `bag`, ``use_ros2_bag:=true`` runs ``ros2 bag play --cl
 
 from __future__ import annotations
 
-import importlib
 import math
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
 from dp_common.bags import BagMessage, BagReader
+from dp_common.msgs import ROS
 from dp_common.params import declare_config
 from dp_common.qos import latched_qos, reliable_qos
 
@@ -40,25 +40,11 @@ LATCHED_TOPICS = ("robot_description", "tf_static")
 MODES = ("realtime", "stepped")
 
 
-def rclpy_type(msgtype: str):
-    """rclpy message class of a ROS 2 type name ('sensor_msgs/msg/PointCloud2').
-
-    Raises:
-        ImportError: when the interface package is not importable.
-    """
-    parts = msgtype.split("/")
-    if len(parts) == 2:
-        parts = [parts[0], "msg", parts[1]]
-    pkg, kind, name = parts
-    module = importlib.import_module(f"{pkg}.{kind}")
-    return getattr(module, name)
-
-
 def to_rclpy(cdr: bytes, msgtype: str):
     """CDR bytes -> rclpy message of `msgtype` (rclpy.serialization.deserialize_message)."""
     from rclpy.serialization import deserialize_message
 
-    return deserialize_message(cdr, rclpy_type(msgtype))
+    return deserialize_message(cdr, ROS[msgtype])
 
 
 def ros2_bag_available() -> bool:
@@ -133,7 +119,7 @@ class BagPlayer:
             if wanted is not None and topic.lstrip("/") not in wanted:
                 continue
             try:
-                cls = rclpy_type(msgtype)
+                cls = ROS[msgtype]
             except (ImportError, AttributeError, ValueError):
                 node.get_logger().warning(f"skipping {topic}: message type {msgtype} is not importable")
                 continue

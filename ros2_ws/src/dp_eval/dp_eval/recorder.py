@@ -18,8 +18,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from dp_common.bags import STORAGES, BagWriter
+from dp_common.msgs import ROS
 from dp_common.params import declare_config
-from dp_eval.player import rclpy_type
 
 #: Types of the pipeline's output topics (interface contract in DESIGN.md).
 KNOWN_TYPES = {
@@ -107,7 +107,7 @@ class BagRecorder:
         self._timer = node.create_timer(0.5, self._discover) if self._pending else None
 
     def _subscribe(self, topic: str, msgtype: str) -> None:
-        cls = rclpy_type(msgtype)
+        cls = ROS[msgtype]
         self.writer.add_topic(topic, msgtype)
         self.counts[topic] = 0
 

@@ -17,7 +17,11 @@ _ARRAY_CODES = {np.dtype(np.float32): "f", np.dtype(np.float64): "d"}
 
 
 class MsgTypes:
-    """Message classes by name (``"sensor_msgs/msg/PointCloud2"``) and the array containers they take.
+    """Message classes by name (``"sensor_msgs/msg/PointCloud2"``, or ``"sensor_msgs/PointCloud2"``) and
+    the array containers they take.
+
+    Raises (on lookup): ValueError for a malformed name or a type the typestore lacks; ImportError /
+    AttributeError when the rclpy message package or class is not importable.
 
     Args:
         typestore: a rosbags typestore; None = the rclpy message packages (imported on first use).
@@ -37,6 +41,9 @@ class MsgTypes:
         if cls is not None:
             return cls
         parts = name.split("/")
+        if len(parts) == 2:  # ROS 1 / short form 'package/Name'
+            parts = [parts[0], "msg", parts[1]]
+            return self._cache.setdefault(name, self["/".join(parts)])
         if len(parts) != 3 or parts[1] not in ("msg", "srv"):
             raise ValueError(f"message type must be 'package/msg/Name'. Got {name!r}")
         if self.typestore is not None:
