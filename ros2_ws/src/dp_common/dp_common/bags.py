@@ -24,6 +24,7 @@ from rosbags.interfaces import (
     QosTime,
 )
 from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from dp_common.msgs.types import MsgTypes, bag_types
@@ -91,6 +92,22 @@ def header_stamp_ns(rawdata: bytes | memoryview) -> int | None:
         return None
     sec, nsec = struct.unpack_from("<iI" if kind == 1 else ">iI", rawdata, 4)
     return sec * 1_000_000_000 + nsec
+
+
+def deserialize_cdr(typestore, rawdata: bytes | memoryview, msgtype: str):
+    """ROS 2 CDR bytes -> rosbags dataclass, accepting rmw's final padding to 8 bytes.
+
+    Raises:
+        rosbags.serde.SerdeError: when the bytes do not decode as `msgtype` (or more than padding
+            is left over: a schema mismatch).
+    """
+    try:
+        return typestore.deserialize_cdr(rawdata, msgtype)
+    except SerdeError as exc:
+        if "size mismatch" not in str(exc) or len(rawdata) < 12:
+            raise
+        # Decoding stops where the message ends; dropping 4 unread padding bytes changes nothing.
+        return typestore.deserialize_cdr(rawdata[:-4], msgtype)
 
 
 @dataclass
@@ -177,8 +194,15 @@ class BagReader:
             yield BagMessage(conn.topic, conn.msgtype, t_ns, raw, conn)
 
     def deserialize(self, msg: BagMessage):
-        """Decodes a message into a rosbags dataclass."""
-        return self._reader.deserialize(msg.rawdata, msg.msgtype)
+        """Decodes a message into a rosbags dataclass.
+
+        ROS 2 CDR as rmw serializes it (what ``ros2 bag record`` and our recorder store) may end in
+        padding to an 8-byte boundary, which rosbags' strict size check (4 bytes) refuses: such a
+        message is decoded without its last 4 bytes -- only when they were not read anyway.
+        """
+        if not self.is_ros2:
+            return self._reader.deserialize(msg.rawdata, msg.msgtype)
+        return deserialize_cdr(self._reader.typestore, msg.rawdata, msg.msgtype)
 
     def cdr(self, msg: BagMessage) -> bytes:
         """ROS 2 CDR bytes of a message (recorded bytes for rosbag2, converted for ROS 1)."""

@@ -92,3 +92,26 @@ def test_writer_refuses_existing_and_unknown(tmp_path):
         BagWriter(tmp_path / "y", storage="rosbag")
     with BagWriter(tmp_path / "z") as w, pytest.raises(ValueError, match="unknown message type"):
         w.add_topic("a", "nope_msgs/msg/Nope")
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_reads_what_rmw_serialized(tmp_path, storage):
+    """A recorder stores CDR as rmw serializes it (padded to 8 bytes); the reader decodes it."""
+    from rclpy.serialization import serialize_message
+
+    from dp_common.msgs import ROS
+    from dp_common.msgs.joint_state import read_joint_state
+
+    msgs = [build_joint_state(s_to_ns(1.0 + k), ["a", "b"], [k, -k], [0.5, 0.5], types=ROS) for k in range(3)]
+    raws = [serialize_message(m) for m in msgs]
+    ts = make_typestore()
+    with pytest.raises(Exception, match="size mismatch"):  # why BagReader does not use rosbags' check as is
+        ts.deserialize_cdr(raws[0], "sensor_msgs/msg/JointState")
+    with BagWriter(tmp_path / "rec", storage=storage) as w:
+        w.add_topic("joint_states", "sensor_msgs/msg/JointState")
+        for k, raw in enumerate(raws):
+            w.write_cdr("joint_states", s_to_ns(1.0 + k), raw)
+    with BagReader(tmp_path / "rec") as r:
+        got = [read_joint_state(r.deserialize(m)) for m in r.messages()]
+    assert [g.stamp_ns for g in got] == [s_to_ns(1.0 + k) for k in range(3)]
+    assert [g.position.tolist() for g in got] == [[k, -k] for k in range(3)]
