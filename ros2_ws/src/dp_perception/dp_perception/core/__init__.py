@@ -1,6 +1,10 @@
-"""ROS-free perception core: PointCloud2 layout decoding and cloud -> policy input."""
+"""ROS-free perception core: cloud -> policy input (crop, voxel, FPS).
 
-from dp_common.core.transforms import quaternion_to_matrix  # re-exported for callers not yet moved
+The PointCloud2 byte codec is ``dp_common.core.pointcloud``; quaternions are ``dp_common.core.transforms``.
+"""
+
+# Re-exported only for dp_eval.core.stepped until it imports dp_common.core.transforms (then remove).
+from dp_common.core.transforms import quaternion_to_matrix
 
 from .config import PerceptionConfig
 from .errors import CloudFormatError, PerceptionError
