@@ -17,7 +17,7 @@ import torch
 from dp_policy.core import CheckpointError, DiffusionPolicyModel, Normalizer, Policy, PolicyConfig
 from dp_policy.core.checkpoint import load_checkpoint, save_checkpoint
 from dp_policy.core.dataset import SequenceDataset, load_zarr, save_zarr, split_episodes
-from dp_policy.core.modules import (
+from dp_policy.core.fast_conv import (
     onednn_prepack_available,
     packed_linear,
     prepack_linear_weight,
