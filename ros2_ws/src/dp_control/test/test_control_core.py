@@ -31,6 +31,7 @@ from dp_control.core import (
     parse_urdf_limits,
     validate_chunk,
 )
+from dp_control.core.preview import preview_trajectory, preview_unlimited
 
 PKG = Path(__file__).resolve().parents[1]
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
@@ -545,8 +546,11 @@ def test_preview_fast_path_equals_limiter_loop():
     core = make_core()
     sim = stream_sim(core, duration=1.5, seed=9)
     sim.run_until(1.2)
-    fast = core._preview(sim.t)
-    core._preview_unlimited = lambda q_ref, T: None  # force the step-by-step limiter
-    slow = core._preview(sim.t)
+    args = (core._ref, core.limiter, core.q_cmd, core.v_cmd, sim.t, core.cfg.preview_s)
+    fast = preview_trajectory(*args)
+    T = core.limiter.period_s
+    q_ref = core._ref.sample(fast[0][: round(core.cfg.preview_s / T)])[0]
+    assert preview_unlimited(core.limiter, core.q_cmd, core.v_cmd, q_ref, T) is not None  # fast path taken
+    slow = preview_trajectory(*args, fast_path=False)  # the step-by-step limiter
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-9)
