@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from dp_common.params import declare_config
+from dp_common.qos import record_qos, reliable_qos
 from dp_eval.core.bagio import STORAGES, BagWriter
 from dp_eval.player import rclpy_type
 
@@ -42,16 +42,6 @@ DEFAULT_TOPICS = [
     "gripper_controller/commands",
     "/diagnostics",
 ]
-
-
-def record_qos(depth: int = 100) -> QoSProfile:
-    """Best effort + volatile: matches reliable and best-effort publishers alike."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.VOLATILE,
-    )
 
 
 @dataclass
@@ -150,9 +140,7 @@ class BagRecorderNode(Node):
             raise ValueError("parameter 'output' must name a new bag directory. Got ''")
         qos = None
         if self.cfg.reliable:
-            qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
-            )
+            qos = reliable_qos(100)
         self.recorder = BagRecorder(self, self.cfg.output, self.cfg.topics, self.cfg.storage, qos=qos)
         self.get_logger().info(f"recording {self.cfg.topics} to {self.cfg.output} ({self.cfg.storage})")
 
