@@ -108,6 +108,12 @@ class Sim:
         v = np.array([c.velocities for _, c in self.log if c is not None])
         return ts, q, v
 
+    def checked_commands(self):
+        """commands(), after asserting that the whole command stream kept every limit."""
+        ts, q, v = self.commands()
+        assert_within_limits(self.core, q, v)
+        return ts, q, v
+
 
 def assert_within_limits(core: ControlCore, q: np.ndarray, v: np.ndarray, q_prev0=None) -> None:
     lim = core.limits
@@ -311,8 +317,7 @@ def test_stream_replace_zero_clamps_tracks_reference_and_steps_bounded(interp):
             errs.append(np.abs(cmd.positions - ref).max())
     assert len(errs) > 150
     assert max(errs) < 1e-3, max(errs)
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
 
 
 def core_chunk_at(sim, t):
@@ -332,8 +337,7 @@ def test_stream_other_handovers_stay_smooth(handover):
     sim.run_until(3.0)
     assert core.state == ControlState.RUNNING
     assert core.stats.clamp_ticks == 0
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    ts, q, v = sim.checked_commands()
     late = ts > 1.0
     assert np.abs(q[late] - smooth_traj(ts[late])).max() < 5e-3
 
@@ -342,8 +346,7 @@ def test_linear_interpolation_stays_within_limits():
     core = make_core(interpolation="linear")
     sim = stream_sim(core, duration=2.0, seed=3)
     sim.run_until(2.0)
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
 
 
 def test_gripper_column_is_a_step():
@@ -375,8 +378,7 @@ def test_watchdog_brakes_to_rest_within_one_period_and_resumes_without_jump():
     first_hold = min(t for t, c in sim.log if c.state == ControlState.HOLDING)
     assert last_chunk + core.cfg.chunk_timeout < first_hold <= last_chunk + core.cfg.chunk_timeout + T
     assert "chunk_timeout" in core.reason
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    ts, q, v = sim.checked_commands()
     assert np.abs(v[-1]).max() < 1e-9  # at rest and holding
     held = q[-1].copy()
     # Chunks return around the held position.
@@ -402,15 +404,13 @@ def test_state_timeout_holds_within_one_period():
     T = core.cfg.period_s
     assert t_silent + core.cfg.state_timeout < first_hold <= t_silent + core.cfg.state_timeout + T
     assert "joint_states silent" in core.reason
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
     # Chunks arriving while states are silent are not followed.
     assert core.state == ControlState.HOLDING
     sim.state_silent = False
     sim.run_until(2.5)  # states and chunks back: resumes (ramp-in) without a jump
     assert core.state == ControlState.RUNNING
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
 
 
 def test_tracking_error_trips_fault_within_one_period():
@@ -423,8 +423,7 @@ def test_tracking_error_trips_fault_within_one_period():
     first_fault = min(t for t, c in sim.log if c.state == ControlState.FAULT)
     assert first_fault <= t_err + 1e-9
     assert "tracking error" in core.reason and "panda_joint3" in core.reason
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
     assert core.submit_chunk(chunk_from(smooth_traj, sim.t - 0.05), sim.t).startswith("ignored")
     sim.measured_offset[:] = 0.0
     assert core.enable() == "armed"  # re-enable resets the fault and re-captures the state
@@ -448,8 +447,7 @@ def test_far_first_chunk_is_refused_and_holds():
         sim.pending.append((0.3 + 0.1 * i + 0.05, chunk_from(near, 0.3 + 0.1 * i)))
     sim.run_until(1.5)
     assert core.state == ControlState.RUNNING
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
 
 
 def test_disable_brakes_then_inactive_and_enable_rearms():
@@ -459,8 +457,7 @@ def test_disable_brakes_then_inactive_and_enable_rearms():
     assert core.disable().startswith("braking")
     sim.run_until(1.5)
     assert core.state == ControlState.INACTIVE
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
     assert sim.log[-1][1] is None
     core.enable()
     assert core.state == ControlState.ARMED
@@ -537,8 +534,7 @@ def test_property_limits_always_hold_and_bad_chunks_rejected(seed, kinds, handov
             core.submit_chunk(raw, t)
         sim.run_until(t + rng.uniform(0.02, 0.3))
     sim.run_until(sim.t + 0.6)  # watchdog and braking included
-    ts, q, v = sim.commands()
-    assert_within_limits(core, q, v)
+    sim.checked_commands()
     assert core.state in (ControlState.HOLDING, ControlState.ARMED, ControlState.RUNNING)
 
 

@@ -354,7 +354,7 @@ def test_delta_action_training_windows_and_normalizer():
         PolicyConfig.preset("simple_dp3", action_space="joint_position_delta", action_dim=8, state_dim=7)
 
 
-def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
+def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path, dp_train_cli):
     data = make_reach_dataset(n_episodes=6, n_steps=18, num_points=32, seed=0)
     eps = []
     for e in range(6):
@@ -371,14 +371,12 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
     assert loaded["point_cloud"].shape == (108, 32, 3)
     run = tmp_path / "run"
     args = [
-        sys.executable, "-m", "dp_policy.train", "--config", str(PKG / "config" / "train_simple_dp3.yaml"),
         f"dataset={tmp_path / 'd.zarr'}", f"output_dir={run}", "num_epochs=2", "batch_size=16",
         "checkpoint_every=1", "val_ratio=0.2", "progress=false", "num_threads=1",
         "policy.down_dims=[16,32]", "policy.diffusion_step_embed_dim=16", "policy.n_groups=4",
         "policy.joint_names=[x,y,z]", "policy.perception={target_frame: world}",
     ]  # fmt: skip
-    env = {"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240)
+    r = dp_train_cli("train_simple_dp3.yaml", args)
     assert r.returncode == 0, r.stderr[-2000:]
     policy = Policy.from_checkpoint(run / "latest", warmup=False)
     assert policy.config.joint_names == ["x", "y", "z"]
@@ -386,10 +384,10 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path):
     assert (run / "checkpoints" / "epoch_0002" / "model.safetensors").exists()
     # resume: continue to 3 epochs from train_state
     args3 = ["num_epochs=3" if a == "num_epochs=2" else a for a in args]
-    r = subprocess.run(args3, capture_output=True, text=True, env=env, timeout=240)
+    r = dp_train_cli("train_simple_dp3.yaml", args3)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 3
-    bad = subprocess.run([*args, "bogus_key=1"], capture_output=True, text=True, env=env, timeout=120)
+    bad = dp_train_cli("train_simple_dp3.yaml", [*args, "bogus_key=1"], timeout=120)
     assert bad.returncode == 2 and "unknown training keys" in bad.stderr
 
 
