@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -271,18 +268,6 @@ def test_crossfade_is_continuous_in_position_and_velocity():
         q_b, v_b = fade.sample(t_edge + 1e-7)
         np.testing.assert_allclose(q_a, q_b, atol=1e-5)
         np.testing.assert_allclose(v_a, v_b, atol=1e-4)
-
-
-def test_core_does_not_import_rclpy():
-    code = textwrap.dedent(
-        f"""
-        import sys
-        sys.path.insert(0, {str(PKG)!r})
-        import dp_control.core
-        assert "rclpy" not in sys.modules, "core imported rclpy"
-        """
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # ---------------------------------------------------------------------------- acceptance: stream
