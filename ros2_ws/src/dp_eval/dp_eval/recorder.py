@@ -10,12 +10,13 @@ as soon as they appear in the graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
+from dp_common.core.validation import one_of, param
 from dp_common.params import declare_config
 from dp_common.qos import record_qos, reliable_qos
 from dp_eval.core.bagio import STORAGES, BagWriter
@@ -48,19 +49,15 @@ DEFAULT_TOPICS = [
 class RecorderConfig:
     """Parameters of bag_recorder."""
 
-    output: str = field(default="", metadata={"help": "Output bag directory (must not exist)."})
-    storage: str = field(default="mcap", metadata={"help": "mcap | sqlite3."})
-    topics: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TOPICS), metadata={"help": "Topics to record."}
-    )
-    reliable: bool = field(
-        default=False,
-        metadata={"help": "Subscribe reliable (only reliable publishers match) instead of best effort."},
+    output: str = param("Output bag directory (must not exist).", default="")
+    storage: str = param("mcap | sqlite3.", default="mcap")
+    topics: list[str] = param("Topics to record.", default_factory=lambda: list(DEFAULT_TOPICS))
+    reliable: bool = param(
+        "Subscribe reliable (only reliable publishers match) instead of best effort.", default=False
     )
 
     def __post_init__(self) -> None:
-        if self.storage not in STORAGES:
-            raise ValueError(f"storage must be one of {STORAGES}. Got {self.storage!r}")
+        one_of(self, "storage", STORAGES)
         self.topics = [t for t in self.topics if t]
         if not self.topics:
             raise ValueError("topics must name at least one topic. Got []")
