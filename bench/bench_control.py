@@ -135,7 +135,8 @@ def child_control(duration: float, out: str, bare: bool, timer_loop: bool = Fals
     from rclpy.node import Node
     from rclpy.parameter import Parameter
 
-    from dp_control.control_node import ControlNode, try_realtime
+    from dp_control.control_node import ControlNode
+    from dp_control.loop import try_realtime
 
     rclpy.init()
     prio = 0 if os.environ.get("DP_BENCH_NO_RT") else 50

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dp_policy"))
 
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig  # noqa: E402
-from dp_policy.core.modules import (  # noqa: E402
+from dp_policy.core.fast_conv import (  # noqa: E402
     PackedWeight,
     conv_gemm_weight,
     prepack_linear_weight,

@@ -8,6 +8,7 @@ on ``/diagnostics``.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -123,3 +124,51 @@ class DiagnosticsReporter:
         arr.header.stamp = self._node.get_clock().now().to_msg()
         arr.status = [self.build_status()]
         self._pub.publish(arr)
+
+
+class SyncDiagnosticsReporter(DiagnosticsReporter):
+    """DiagnosticsReporter whose methods take a lock, for nodes that report from several threads.
+
+    ``publish`` builds the status under the lock and publishes outside it, so a thread that reports
+    (e.g. a control loop) never waits on DDS.
+    """
+
+    def __init__(self, node, **kwargs) -> None:
+        self._sync = threading.RLock()
+        super().__init__(node, **kwargs)
+
+    def set(self, key, value) -> None:  # noqa: D102
+        with self._sync:
+            super().set(key, value)
+
+    def latency(self, key, seconds) -> None:  # noqa: D102
+        with self._sync:
+            super().latency(key, seconds)
+
+    def tick(self, key) -> None:  # noqa: D102
+        with self._sync:
+            super().tick(key)
+
+    def count(self, key, n=1) -> None:  # noqa: D102
+        with self._sync:
+            super().count(key, n)
+
+    def counter(self, key) -> int:  # noqa: D102
+        with self._sync:
+            return super().counter(key)
+
+    def problem(self, message, level=ERROR) -> None:  # noqa: D102
+        with self._sync:
+            super().problem(message, level)
+
+    def clear_problems(self) -> None:  # noqa: D102
+        with self._sync:
+            super().clear_problems()
+
+    def latency_summary(self, key):  # noqa: D102
+        with self._sync:
+            return super().latency_summary(key)
+
+    def build_status(self):  # noqa: D102
+        with self._sync:
+            return super().build_status()

@@ -11,42 +11,32 @@ from rclpy.qos import (
 )
 
 
+def _profile(depth: int, reliability, durability=DurabilityPolicy.VOLATILE) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability, durability=durability
+    )
+
+
 def sensor_qos(depth: int = 5) -> QoSProfile:
     """Camera clouds / images: best effort, volatile, keep last `depth` (drop rather than queue)."""
-    profile = QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=qos_profile_sensor_data.reliability,
-        durability=DurabilityPolicy.VOLATILE,
-    )
-    return profile
+    return _profile(depth, qos_profile_sensor_data.reliability)
 
 
 def chunk_qos() -> QoSProfile:
     """Action chunks: reliable, keep only the newest (a stale chunk is worthless)."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.VOLATILE,
-    )
+    return _profile(1, ReliabilityPolicy.RELIABLE)
 
 
 def latched_qos() -> QoSProfile:
     """robot_description: reliable, transient local, so late subscribers get the last message."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
+    return _profile(1, ReliabilityPolicy.RELIABLE, DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def reliable_qos(depth: int = 10) -> QoSProfile:
     """Everything else (joint states, commands, markers, diagnostics): reliable, keep last."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.VOLATILE,
-    )
+    return _profile(depth, ReliabilityPolicy.RELIABLE)
+
+
+def record_qos(depth: int = 100) -> QoSProfile:
+    """Recording any topic: best effort + volatile, which matches reliable and best-effort publishers."""
+    return _profile(depth, ReliabilityPolicy.BEST_EFFORT)

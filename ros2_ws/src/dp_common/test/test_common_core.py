@@ -157,3 +157,81 @@ def test_launcher_writes_one_parameter_file_per_node(tmp_path):
         assert yaml.safe_load(open(first))["/**"]["ros__parameters"] == {"value": k}
         assert yaml.safe_load(open(second))["/**"]["ros__parameters"] == {"other": -k}
     assert ros_args(specs[3], tmp_path)[:3] == ["--ros-args", "-r", "__node:=exe3"]
+
+
+# ---------------------------------------------------------------------------------- config checks
+@dataclasses.dataclass
+class _Cfg:
+    mode: str = "a"
+    rate_hz: float = 10.0
+    margin: float = 0.0
+    count: int = 1
+    scale: float = 0.5
+    box: list = dataclasses.field(default_factory=lambda: [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("check", "bad", "message"),
+    [
+        (
+            lambda c, v: v.one_of(c, "mode", ("a", "b")),
+            {"mode": "z"},
+            "mode must be one of ('a', 'b'). Got 'z'",
+        ),
+        (
+            lambda c, v: v.positive(c, "rate_hz", unit=" Hz"),
+            {"rate_hz": float("nan")},
+            "rate_hz must be > 0 Hz. Got nan",
+        ),
+        (lambda c, v: v.non_negative(c, "margin"), {"margin": -1.0}, "margin must be >= 0. Got -1.0"),
+        (
+            lambda c, v: v.non_negative(c, "margin", finite=True),
+            {"margin": float("inf")},
+            "margin must be >= 0. Got inf",
+        ),
+        (lambda c, v: v.at_least(c, "count", 1, bound="n=1"), {"count": 0}, "count must be >= n=1. Got 0"),
+        (
+            lambda c, v: v.in_range(c, "scale", 0, 1, low_open=True),
+            {"scale": 0.0},
+            "scale must be in (0, 1]. Got 0.0",
+        ),
+        (lambda c, v: v.in_range(c, "count", 1, 9), {"count": 10}, "count must be in [1, 9]. Got 10"),
+        (
+            lambda c, v: v.finite_floats(c, "box", 3, "[x, y, z]"),
+            {"box": [0, 1]},
+            "box must be 3 finite numbers [x, y, z]. Got [0, 1]",
+        ),
+    ],
+)
+def test_validation_messages_say_what_and_what_was_expected(check, bad, message):
+    from dp_common.core import validation
+
+    check(_Cfg(), validation)  # the defaults pass
+    with pytest.raises(ValueError) as err:
+        check(_Cfg(**bad), validation)
+    assert str(err.value) == message
+
+
+def test_finite_floats_stores_floats_back_and_allows_empty_when_asked():
+    from dp_common.core.validation import finite_floats
+
+    cfg = _Cfg(box=[1, 2, 3])
+    assert finite_floats(cfg, "box", 3, "[x, y, z]") == [1.0, 2.0, 3.0]
+    assert cfg.box == [1.0, 2.0, 3.0] and all(isinstance(v, float) for v in cfg.box)
+    empty = _Cfg(box=[])
+    assert finite_floats(empty, "box", 7, "pose", allow_empty=True) == []
+    with pytest.raises(ValueError, match="must be empty or 7 finite numbers pose"):
+        finite_floats(_Cfg(box=[1.0] * 6 + [float("nan")]), "box", 7, "pose", allow_empty=True)
+
+
+def test_param_is_a_documented_dataclass_field():
+    from dp_common.core.validation import param
+
+    @dataclasses.dataclass
+    class C:
+        x: float = param("X in m.", default=1.5)
+        names: list = param("Names.", default_factory=list)
+
+    fields = {f.name: f for f in dataclasses.fields(C)}
+    assert fields["x"].metadata["help"] == "X in m." and C().x == 1.5
+    assert fields["names"].metadata["help"] == "Names." and C().names == [] and C().names is not C().names

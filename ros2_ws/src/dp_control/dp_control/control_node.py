@@ -39,9 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterType
-from rcl_interfaces.srv import GetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
@@ -52,7 +49,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from dp_common.core.joint_states import JointStateBuffer, MissingJointsError
-from dp_common.diagnostics import ERROR, WARN, DiagnosticsReporter
+from dp_common.diagnostics import ERROR, WARN, SyncDiagnosticsReporter
 from dp_common.msgs import now_ns, ns_to_s
 from dp_common.params import declare_config
 from dp_common.qos import chunk_qos, latched_qos, reliable_qos
@@ -60,8 +57,8 @@ from dp_control.backends import (
     BackendError,
     MoveItChecker,
     ValidityGate,
-    check_controller_joints,
 )
+from dp_control.controller_joints import ControllerJointsCheck
 from dp_control.conversions import chunk_msg_to_raw, float64_array_msg, joint_trajectory_msg
 from dp_control.core import (
     ChunkError,
@@ -76,7 +73,7 @@ from dp_msgs.msg import ActionChunk
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["ControlNode", "main", "make_executor", "try_realtime"]
+__all__ = ["ControlNode", "main", "make_executor"]
 
 TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
 POSITION_TOPIC = "forward_position_controller/commands"
@@ -104,57 +101,6 @@ def make_executor(cfg: ControlConfig):
     return SingleThreadedExecutor()
 
 
-class _SyncDiagnostics(DiagnosticsReporter):
-    """DiagnosticsReporter whose methods take a lock: the loop thread and the executor share it."""
-
-    def __init__(self, node, **kwargs) -> None:
-        self._sync = threading.RLock()
-        super().__init__(node, **kwargs)
-
-    def set(self, key, value) -> None:  # noqa: D102
-        with self._sync:
-            super().set(key, value)
-
-    def latency(self, key, seconds) -> None:  # noqa: D102
-        with self._sync:
-            super().latency(key, seconds)
-
-    def tick(self, key) -> None:  # noqa: D102
-        with self._sync:
-            super().tick(key)
-
-    def count(self, key, n=1) -> None:  # noqa: D102
-        with self._sync:
-            super().count(key, n)
-
-    def counter(self, key) -> int:  # noqa: D102
-        with self._sync:
-            return super().counter(key)
-
-    def problem(self, message, level=ERROR) -> None:  # noqa: D102
-        with self._sync:
-            super().problem(message, level)
-
-    def clear_problems(self) -> None:  # noqa: D102
-        with self._sync:
-            super().clear_problems()
-
-    def latency_summary(self, key):  # noqa: D102
-        with self._sync:
-            return super().latency_summary(key)
-
-    def build_status(self):  # noqa: D102
-        with self._sync:
-            return super().build_status()
-
-    def publish(self) -> None:
-        """Builds the status under the lock, publishes outside it (the loop never waits on DDS)."""
-        arr = DiagnosticArray()
-        arr.header.stamp = self._node.get_clock().now().to_msg()
-        arr.status = [self.build_status()]
-        self._pub.publish(arr)
-
-
 class ControlNode(Node):
     """The control node (see module docstring). Raises BackendError when its backend cannot start."""
 
@@ -169,7 +115,7 @@ class ControlNode(Node):
         self._lock = threading.Lock()  # core + joint-state buffer: executor callbacks vs the loop
         self._limits_path = _limits_file(cfg)
         self.core = ControlCore(cfg, limits_from_config(cfg, self._limits_path))
-        self.diag = _SyncDiagnostics(self)
+        self.diag = SyncDiagnosticsReporter(self)
         self.joint_buffer = JointStateBuffer(history_s=1.0)
         self.fatal: str | None = None  # set when the node must stop (main exits non-zero)
         self.last_command = None
@@ -180,17 +126,16 @@ class ControlNode(Node):
 
         # Backend.
         self._traj_pub = self._pos_pub = None
-        self._joints_check = "done"
+        self._joints_check: ControllerJointsCheck | None = None
         if cfg.backend in ("trajectory", "moveit"):
             if cfg.backend == "moveit":
                 self._gate = ValidityGate(MoveItChecker(cfg.moveit_group), cfg.joint_names)
             self._traj_pub = self.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, reliable_qos(1))
         else:
             self._pos_pub = self.create_publisher(Float64MultiArray, POSITION_TOPIC, reliable_qos(1))
-            self._joints_client = self.create_client(GetParameters, f"{cfg.controller_name}/get_parameters")
-            self._joints_check = "pending"
-            self._joints_future = None
-            self._joints_deadline = time.monotonic() + cfg.controller_check_timeout_s
+            self._joints_check = ControllerJointsCheck(
+                self, cfg.controller_name, cfg.joint_names, cfg.controller_check_timeout_s
+            )
             # Polled in the executor (steady clock: works while /clock is paused), not in the loop.
             self._joints_timer = self.create_timer(
                 0.02, self._poll_controller_joints, clock=Clock(clock_type=ClockType.STEADY_TIME)
@@ -301,43 +246,14 @@ class ControlNode(Node):
     # ------------------------------------------------------------------ loop
     def _poll_controller_joints(self) -> None:
         """position backend (executor timer): check the controller's joints, then stop polling."""
-        if self.fatal is not None or self._check_controller_joints():
+        if self.fatal is not None:
             self._joints_timer.cancel()
-
-    def _check_controller_joints(self) -> bool:
-        """position backend: True once the controller's joints were checked (or can't be read)."""
-        if self._joints_check == "done":
-            return True
-        if self._joints_future is None:
-            if self._joints_client.service_is_ready():
-                self._joints_future = self._joints_client.call_async(GetParameters.Request(names=["joints"]))
-            elif time.monotonic() > self._joints_deadline:
-                self.get_logger().warning(
-                    f"could not read {self.cfg.controller_name}'s 'joints' parameter within "
-                    f"{self.cfg.controller_check_timeout_s} s: column order NOT verified "
-                    f"(sending in joint_names order {self.cfg.joint_names})"
-                )
-                self._joints_check = "done"
-                return True
-            return False
-        if not self._joints_future.done():
-            if time.monotonic() > self._joints_deadline + self.cfg.controller_check_timeout_s:
-                self._joints_check = "done"
-                return True
-            return False
-        self._joints_check = "done"
-        values = self._joints_future.result().values if self._joints_future.result() else []
-        joints = (
-            list(values[0].string_array_value)
-            if values and values[0].type == ParameterType.PARAMETER_STRING_ARRAY
-            else None
-        )
-        error = check_controller_joints(self.cfg.joint_names, joints)
+            return
+        error = self._joints_check.poll()
         if error:
             self._refuse(f"forward position backend: {error}")
-            return False
-        self.get_logger().info(f"controller joints match joint_names {self.cfg.joint_names}")
-        return True
+        elif self._joints_check.done:
+            self._joints_timer.cancel()
 
     def _refuse(self, message: str) -> None:
         self.fatal = message
@@ -385,7 +301,7 @@ class ControlNode(Node):
         self.diag.tick("control loop")
         if self.loop_thread is not None:
             self.diag.set("missed deadlines", self.loop_thread.overruns)
-        if self.fatal is not None or self._joints_check != "done":
+        if self.fatal is not None or (self._joints_check is not None and not self._joints_check.done):
             return
         with self._lock:
             try:

@@ -10,16 +10,17 @@ as soon as they appear in the graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from dp_common.bags import STORAGES, BagWriter
+from dp_common.core.validation import one_of, param
 from dp_common.msgs import ROS
 from dp_common.params import declare_config
+from dp_common.qos import record_qos, reliable_qos
 
 #: Types of the pipeline's output topics (interface contract in DESIGN.md).
 KNOWN_TYPES = {
@@ -44,33 +45,19 @@ DEFAULT_TOPICS = [
 ]
 
 
-def record_qos(depth: int = 100) -> QoSProfile:
-    """Best effort + volatile: matches reliable and best-effort publishers alike."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.VOLATILE,
-    )
-
-
 @dataclass
 class RecorderConfig:
     """Parameters of bag_recorder."""
 
-    output: str = field(default="", metadata={"help": "Output bag directory (must not exist)."})
-    storage: str = field(default="mcap", metadata={"help": "mcap | sqlite3."})
-    topics: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TOPICS), metadata={"help": "Topics to record."}
-    )
-    reliable: bool = field(
-        default=False,
-        metadata={"help": "Subscribe reliable (only reliable publishers match) instead of best effort."},
+    output: str = param("Output bag directory (must not exist).", default="")
+    storage: str = param("mcap | sqlite3.", default="mcap")
+    topics: list[str] = param("Topics to record.", default_factory=lambda: list(DEFAULT_TOPICS))
+    reliable: bool = param(
+        "Subscribe reliable (only reliable publishers match) instead of best effort.", default=False
     )
 
     def __post_init__(self) -> None:
-        if self.storage not in STORAGES:
-            raise ValueError(f"storage must be one of {STORAGES}. Got {self.storage!r}")
+        one_of(self, "storage", STORAGES)
         self.topics = [t for t in self.topics if t]
         if not self.topics:
             raise ValueError("topics must name at least one topic. Got []")
@@ -150,9 +137,7 @@ class BagRecorderNode(Node):
             raise ValueError("parameter 'output' must name a new bag directory. Got ''")
         qos = None
         if self.cfg.reliable:
-            qos = QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE
-            )
+            qos = reliable_qos(100)
         self.recorder = BagRecorder(self, self.cfg.output, self.cfg.topics, self.cfg.storage, qos=qos)
         self.get_logger().info(f"recording {self.cfg.topics} to {self.cfg.output} ({self.cfg.storage})")
 

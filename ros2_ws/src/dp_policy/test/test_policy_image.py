@@ -6,8 +6,6 @@ Budget: about a minute on a shared 2-core CPU (the learning test is ~70 optimize
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -447,19 +445,16 @@ def test_zarr_images_stay_uint8_and_only_obs_frames_are_gathered(tmp_path):
     np.testing.assert_array_equal(obs["img"][0, 0], data["img"][0])  # padded first frame
 
 
-def test_train_tiny_image_model_from_zarr_via_cli(tmp_path):
+def test_train_tiny_image_model_from_zarr_via_cli(tmp_path, dp_train_cli):
     data = _square_episodes(4, 10, 64, seed=0)
     _write_image_zarr(tmp_path / "d.zarr", data)
     run = tmp_path / "run"
-    args = [
-        sys.executable, "-m", "dp_policy.train", "--config", str(PKG / "config" / "train_image_dp.yaml"),
+    r = dp_train_cli("train_image_dp.yaml", [
         f"dataset={tmp_path / 'd.zarr'}", f"output_dir={run}", "max_train_steps=3", "batch_size=4",
         "val_ratio=0.25", "progress=false", "num_threads=1", "policy.down_dims=[16,32]",
         "policy.diffusion_step_embed_dim=16", "policy.n_groups=4", "policy.joint_names=[x,y]",
         "policy.encoder.image_shape=[64,64]", "policy.encoder.crop_shape=[]",
-    ]  # fmt: skip
-    env = {"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=240)
+    ])  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     policy = Policy.from_checkpoint(run / "latest")
     cfg = policy.config

@@ -1,8 +1,9 @@
 """ROS-free core of dp_control: chunk validation/scheduling, interpolation, limits, state machine."""
 
 from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
+from .command import Command, ControlState, ControlStats
 from .config import BACKENDS, HANDOVERS, PANDA_JOINTS, ControlConfig
-from .controller import Command, ControlCore, ControlState, ControlStats
+from .controller import ControlCore
 from .interpolator import (
     INTERPOLATION_MODES,
     BrakeReference,

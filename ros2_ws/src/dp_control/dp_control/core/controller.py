@@ -20,16 +20,15 @@ positions (``step``), and sends what ``step`` returns.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
-from collections import Counter
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
+from .command import Command, ControlState, ControlStats
 from .config import ControlConfig
+from .handover import blend_rows, ensemble_rows
 from .interpolator import (
     BrakeReference,
     ChunkReference,
@@ -39,66 +38,13 @@ from .interpolator import (
     prune,
 )
 from .limits import CLAMP_KINDS, JointLimits, MotionLimiter
+from .preview import preview_trajectory
 
 _log = logging.getLogger(__name__)
 
 #: Braking reference decelerates at this fraction of the acceleration limit (headroom for jitter).
 BRAKE_FRACTION = 0.9
 _REST_VELOCITY = 1e-6  # rad/s: "at rest"
-
-
-class ControlState(str, enum.Enum):
-    """Controller state, reported on /diagnostics."""
-
-    INACTIVE = "inactive"
-    ARMED = "armed"
-    RUNNING = "running"
-    HOLDING = "holding"
-    FAULT = "fault"
-
-
-@dataclass
-class Command:
-    """What to send this tick.
-
-    Attributes:
-        t: [s] tick time on the control clock.
-        positions, velocities: (n,) arm command; velocities are ``(q_n - q_{n-1}) / dt``.
-        gripper: gripper target (step) or None when no chunk carried a gripper column.
-        preview_times: (M,) absolute times [s] of the preview points (after ``t``).
-        preview_positions, preview_velocities: (M, n) limited continuation of the command that
-            follows the reference for ``preview_s`` and then brakes to rest (last velocity 0), so a
-            trajectory controller comes to rest if control stops.
-        state, reason: state machine.
-        clamped: a limit changed the command this tick.
-        chunk_age: [s] age of the chunk in use (t - stamp), None when not following one.
-    """
-
-    t: float
-    positions: np.ndarray
-    velocities: np.ndarray
-    gripper: float | None
-    preview_times: np.ndarray
-    preview_positions: np.ndarray
-    preview_velocities: np.ndarray
-    state: ControlState
-    reason: str
-    clamped: bool = False
-    chunk_age: float | None = None
-
-
-@dataclass
-class ControlStats:
-    """Counters for /diagnostics."""
-
-    ticks: int = 0
-    clamp_ticks: int = 0
-    clamps: Counter = field(default_factory=Counter)  # by CLAMP_KINDS
-    chunks_accepted: int = 0
-    chunks_ignored: int = 0
-    rejected: Counter = field(default_factory=Counter)  # by ChunkError.reason / "start_distance"
-    holds: Counter = field(default_factory=Counter)  # by hold kind
-    last_hold_reason: str = ""
 
 
 class ControlCore:
@@ -285,29 +231,14 @@ class ControlCore:
         self._stream = prune(self._stream, t_now)
         if mode == "blend" and self._stream is not None:
             old_q = self._stream.sample(times)[0]
-            if self.cfg.blend_window_s > 0:
-                w = np.clip((times - t_now) / self.cfg.blend_window_s, 0.0, 1.0)
-            else:
-                w = np.ones_like(times)
-            w = np.where(times > self._ref_end, 1.0, w)[:, None]
-            rows = w * rows + (1.0 - w) * old_q
+            rows = blend_rows(times, rows, old_q, t_now, self.cfg.blend_window_s, self._ref_end)
         elif mode == "ensemble":
             own = self._chunk_reference(chunk, chunk.times, chunk.arm)
             hist = [(c, r) for c, r in self._history if c.times[-1] >= t_now]
             hist.append((chunk, own))
             hist = hist[-self.cfg.ensemble_max_chunks :]
             self._history = hist
-            acc = np.zeros_like(rows)
-            wsum = np.zeros((times.size, 1))
-            # i = 0 is the oldest chunk covering a time (ACT: w_i = exp(-m * i)).
-            index = np.zeros(times.size)
-            for c, ref in hist:
-                cover = ((times >= c.times[0]) & (times <= c.times[-1]))[:, None]
-                w = np.exp(-self.cfg.ensemble_decay * index)[:, None] * cover
-                acc += w * ref.sample(times)[0]
-                wsum += w
-                index += cover[:, 0]
-            rows = acc / np.maximum(wsum, 1e-12)
+            rows = ensemble_rows(times, rows.shape[1], hist, self.cfg.ensemble_decay)
         new = self._chunk_reference(chunk, times, rows)
         if mode != "ensemble":
             self._history = [(chunk, new)]
@@ -413,7 +344,9 @@ class ControlCore:
             )
 
     def _command(self, t_now: float, clamped: bool) -> Command:
-        times, pos, vel = self._preview(t_now)
+        times, pos, vel = preview_trajectory(
+            self._ref, self.limiter, self.q_cmd, self.v_cmd, t_now, self.cfg.preview_s
+        )
         age = None
         if self.state == ControlState.RUNNING and self.chunk is not None:
             age = t_now - self.chunk.stamp
@@ -430,55 +363,3 @@ class ControlCore:
             clamped=clamped,
             chunk_age=age,
         )
-
-    def _preview_unlimited(self, q_ref: np.ndarray, T: float) -> np.ndarray | None:
-        """The reference samples themselves when they already satisfy every limit, else None.
-
-        Vectorized fast path of the preview (the common case while following smooth chunks): the
-        samples are accepted when, starting from the current command, velocity and acceleration stay
-        within limits and every point can still brake before the soft position limits.
-        """
-        lim = self.limiter
-        q = np.vstack([self.q_cmd[None, :], q_ref])
-        v = np.diff(q, axis=0) / T
-        if (np.abs(v) > lim.v_max).any():
-            return None
-        dv = np.diff(np.vstack([self.v_cmd[None, :], v]), axis=0)
-        if (np.abs(dv) > lim.a_max * T).any():
-            return None
-        reach = q[1:] + v * np.abs(v) / (2.0 * lim.a_max)
-        if (reach > lim.upper).any() or (reach < lim.lower).any():
-            return None
-        return q_ref
-
-    def _preview(self, t_now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Limited continuation: follow the reference for preview_s, then brake to rest."""
-        T = self.cfg.period_s
-        m = max(1, int(round(self.cfg.preview_s / T)))
-        ts = t_now + T * np.arange(1, m + 1)
-        q_ref, v_ref = self._ref.sample(ts)
-        out_q = self._preview_unlimited(q_ref, T)
-        if out_q is None:  # the reference is not feasible as is: run the limiter step by step
-            q, v = self.q_cmd, self.v_cmd
-            out_q = np.empty((m, self.n_joints))
-            for j in range(m):
-                r = self.limiter.step(q, v, q_ref[j], v_ref[j], T, classify=False)
-                q, v = r.positions, r.velocities
-                out_q[j] = q
-        else:
-            q = out_q[-1]
-            v = (out_q[-1] - (out_q[-2] if m > 1 else self.q_cmd)) / T
-        # Then brake at full deceleration (always feasible under the limiter's invariant).
-        a = self.limits.max_acceleration
-        n_brake = int(math.ceil(float(np.max(np.abs(v) / a)) / T - 1e-9))
-        if n_brake > 0:
-            steps = np.arange(1, n_brake + 1)[:, None]
-            v_tail = np.sign(v) * np.maximum(np.abs(v) - a * T * steps, 0.0)
-            out_q = np.vstack([out_q, q + np.cumsum(v_tail, axis=0) * T])
-        pos = out_q
-        times = t_now + T * np.arange(1, pos.shape[0] + 1)
-        # Velocity at each point: central difference; the last point is at rest.
-        padded = np.vstack([self.q_cmd[None, :], pos, pos[-1:]])
-        vel = (padded[2:] - padded[:-2]) / (2.0 * T)
-        vel[-1] = 0.0
-        return times, pos, vel

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from dp_policy.core.config import PolicyConfig
 from dp_policy.core.model import DiffusionPolicyModel
 from dp_policy.core.normalizer import Normalizer
+from dp_policy.core.weights import head, state_dict_mismatch
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -94,20 +95,15 @@ def load_checkpoint(
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{WEIGHTS_FILE} could not be read: {exc}") from exc
     model = DiffusionPolicyModel(cfg, load_pretrained=False)  # weights come from the checkpoint
-    expected = model.state_dict()
-    missing_k = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing_k, unexpected, bad_shape = state_dict_mismatch(model.state_dict(), state)
     if missing_k or unexpected:
         raise CheckpointError(
-            f"{WEIGHTS_FILE} does not match the config: missing {missing_k[:5]}"
-            f"{'...' if len(missing_k) > 5 else ''} unexpected {unexpected[:5]}"
-            f"{'...' if len(unexpected) > 5 else ''}"
+            f"{WEIGHTS_FILE} does not match the config: missing {head(missing_k, 5)}"
+            f" unexpected {head(unexpected, 5)}"
         )
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(
-                f"{WEIGHTS_FILE}: {k} has shape {tuple(state[k].shape)}, config expects {tuple(v.shape)}"
-            )
+    if bad_shape:
+        k, got, want = bad_shape
+        raise CheckpointError(f"{WEIGHTS_FILE}: {k} has shape {got}, config expects {want}")
     model.load_state_dict(state, strict=True)
     model.to(device).eval()
     return cfg, model, norm, dict(meta.get("extra") or {})

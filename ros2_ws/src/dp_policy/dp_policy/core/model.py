@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dp_policy.core.config import PolicyConfig
-from dp_policy.core.modules import build_encoder, build_unet
+from dp_policy.core.encoders import build_encoder
 from dp_policy.core.noise import DDIMTable, flow_timesteps, make_train_scheduler
+from dp_policy.core.unet import build_unet
 from dp_policy.core.vision import build_image_encoder
 
 

@@ -24,8 +24,8 @@ import torch
 
 from dp_policy.core.checkpoint import load_checkpoint
 from dp_policy.core.config import PolicyConfig
+from dp_policy.core.fast_conv import prepare_fast_convs
 from dp_policy.core.model import DiffusionPolicyModel
-from dp_policy.core.modules import prepare_fast_convs
 from dp_policy.core.normalizer import Normalizer
 from dp_policy.core.vision import dummy_image_obs, image_obs_tensors  # image DP (issue 9)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from dp_policy.core.model import DiffusionPolicyModel
-from dp_policy.core.modules import ConditionalResidualBlock1D, ConditionalUnet1D
 from dp_policy.core.noise import make_inference_scheduler
+from dp_policy.core.unet import ConditionalResidualBlock1D, ConditionalUnet1D
 
 
 def _res_block(blk: ConditionalResidualBlock1D, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -27,7 +27,7 @@ def reference_encode_obs(net: DiffusionPolicyModel, nobs: dict[str, torch.Tensor
     """Published DP3 encoder pattern: the point MLP and max-pool differentiated over every point.
 
     Same weights and features as ``net.encode_obs``; the latter backpropagates through the critical
-    points only (see :class:`dp_policy.core.modules.PointNetExtractor`).
+    points only (see :class:`dp_policy.core.encoders.PointNetExtractor`).
     """
     n = net.cfg.n_obs_steps
     enc = net.obs_encoder

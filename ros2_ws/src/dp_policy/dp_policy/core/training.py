@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from dp_policy.core.checkpoint import save_checkpoint
 from dp_policy.core.config import PolicyConfig
 from dp_policy.core.dataset import SequenceDataset, load_zarr, split_episodes, validate_arrays
 from dp_policy.core.model import DiffusionPolicyModel
 from dp_policy.core.normalizer import Normalizer
+from dp_policy.core.train_data import DeltaActionDataset, fit_normalizer, normalize_data
+from dp_policy.core.train_state import EMAModel, cosine_with_warmup, load_train_state, save_train_state
 
 logger = logging.getLogger(__name__)
 
@@ -94,109 +94,6 @@ class TrainConfig:
         return PolicyConfig.preset(preset, **p)
 
 
-class EMAModel:
-    """Diffusion Policy's EMA with warm-up: decay = 1 - (1 + step / inv_gamma) ** -power."""
-
-    def __init__(self, model: nn.Module, update_after_step=0, inv_gamma=1.0, power=0.75, min_value=0.0,
-                 max_value=0.9999) -> None:  # fmt: skip
-        self.averaged_model = model
-        self.averaged_model.eval().requires_grad_(False)
-        self.update_after_step = update_after_step
-        self.inv_gamma, self.power = inv_gamma, power
-        self.min_value, self.max_value = min_value, max_value
-        self.optimization_step = 0
-
-    def get_decay(self, step: int) -> float:
-        """Decay for an optimization step."""
-        step = max(0, step - self.update_after_step - 1)
-        if step <= 0:
-            return 0.0
-        value = 1 - (1 + step / self.inv_gamma) ** -self.power
-        return max(self.min_value, min(value, self.max_value))
-
-    @torch.no_grad()
-    def step(self, new_model: nn.Module) -> None:
-        """Blend the new weights into the average."""
-        decay = self.get_decay(self.optimization_step)
-        for p_ema, p in zip(self.averaged_model.parameters(), new_model.parameters(), strict=True):
-            p_ema.mul_(decay).add_(p.detach(), alpha=1 - decay)
-        for b_ema, b in zip(self.averaged_model.buffers(), new_model.buffers(), strict=True):
-            b_ema.copy_(b)
-        self.optimization_step += 1
-
-
-def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    """LambdaLR: linear warm-up to the base lr, then cosine decay to 0 at ``total`` steps."""
-
-    def fn(step: int) -> float:
-        if step < warmup:
-            return float(step) / float(max(1, warmup))
-        progress = float(step - warmup) / float(max(1, total - warmup))
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
-
-
-class DeltaActionDataset:
-    """Windows of a SequenceDataset whose actions are relative to the state at the window's "now".
-
-    For ``action_space: joint_position_delta``: row k of a window becomes
-    ``action[t_k] - agent_pos[t_now]`` with ``t_now`` the window's observation step
-    ``n_obs_steps - 1`` (the deployed node adds the joint positions at the chunk's stamp back),
-    normalized with the normalizer's ``action`` statistics (fitted on such deltas).
-    """
-
-    def __init__(self, ds: SequenceDataset, action: np.ndarray, state: np.ndarray,
-                 norm: Normalizer | None = None) -> None:  # fmt: skip
-        self.ds, self.action, self.state, self.norm = ds, action, state, norm
-
-    def __len__(self) -> int:
-        return len(self.ds)
-
-    def deltas(self, idx: np.ndarray) -> np.ndarray:
-        """Raw (B, horizon, A) deltas of windows ``idx``."""
-        t = self.ds.time_indices(np.asarray(idx))
-        return self.action[t] - self.state[t[:, self.ds.n_obs_steps - 1]][:, None, :]
-
-    def get_batch(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """-> (normalized obs, normalized delta actions)."""
-        obs, _ = self.ds.get_batch(idx)
-        return obs, np.asarray(self.norm.normalize("action", self.deltas(idx)), dtype=np.float32)
-
-
-def fit_normalizer(
-    data: dict, episodes: np.ndarray, cfg: PolicyConfig, ds_kwargs: dict | None = None
-) -> Normalizer:
-    """Min-max normalizer fitted on the frames of the training episodes.
-
-    With ``joint_position_delta`` actions the action statistics are those of the deltas of every
-    training window (``ds_kwargs``: the SequenceDataset arguments).
-    """
-    ends = data["episode_ends"]
-    starts = np.concatenate([[0], ends[:-1]])
-    frames = np.concatenate([np.arange(starts[e], ends[e]) for e in episodes])
-    fit = {"action": data["action"][frames], "agent_pos": data["agent_pos"][frames]}
-    if cfg.action_space == "joint_position_delta":
-        windows = DeltaActionDataset(
-            SequenceDataset(data, episodes, **ds_kwargs), data["action"], data["agent_pos"]
-        )
-        fit["action"] = windows.deltas(np.arange(len(windows))).reshape(-1, data["action"].shape[-1])
-    if cfg.encoder.type == "dp3_pointnet" and cfg.normalize_points:
-        fit["point_cloud"] = data["point_cloud"][frames][..., :3]
-    return Normalizer.fit(fit)
-
-
-def normalize_data(data: dict, norm: Normalizer, cfg: PolicyConfig) -> dict:
-    """Normalize whole arrays once (cheaper than per batch)."""
-    out = dict(data)
-    out["action"] = norm.normalize("action", data["action"])
-    out["agent_pos"] = norm.normalize("agent_pos", data["agent_pos"])
-    if "point_cloud" in data and cfg.encoder.type == "dp3_pointnet":
-        pc = data["point_cloud"][..., : cfg.encoder.point_channels]
-        out["point_cloud"] = norm.normalize("point_cloud", pc) if cfg.normalize_points else pc
-    return out
-
-
 def _to_torch(obs: dict, action: np.ndarray, device: torch.device):
     return {
         k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in obs.items()
@@ -240,56 +137,6 @@ def _dist_info() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-def _save_train_state(path: Path, model, ema: EMAModel | None, opt, sched, step: int, epoch: int,
-                      rng: np.random.Generator) -> None:  # fmt: skip
-    """Resume state without pickles: tensors in safetensors, counters in JSON."""
-    path.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if ema is not None:
-        tensors.update(
-            {f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.averaged_model.state_dict().items()}
-        )
-    opt_state = opt.state_dict()
-    for pid, st in opt_state["state"].items():
-        for name, val in st.items():
-            t = val if torch.is_tensor(val) else torch.tensor(val)
-            tensors[f"opt.{pid}.{name}"] = t.detach().contiguous().cpu().reshape(t.shape)
-    tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, str(path / "state.safetensors"))
-    meta = {
-        "step": step,
-        "epoch": epoch,
-        "ema_step": ema.optimization_step if ema is not None else 0,
-        "sched": sched.state_dict(),
-        "np_rng": rng.bit_generator.state,
-    }
-    meta["sched"].pop("lr_lambdas", None)
-    (path / "state.json").write_text(json.dumps(meta, default=float))
-
-
-def _load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: np.random.Generator):
-    tensors = load_file(str(path / "state.safetensors"))
-    meta = json.loads((path / "state.json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    if ema is not None:
-        ema.averaged_model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        ema.optimization_step = int(meta["ema_step"])
-    opt_sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    opt_sd["state"] = state
-    opt.load_state_dict(opt_sd)
-    sched_state = dict(meta["sched"])
-    sched_state["lr_lambdas"] = [None] * len(opt.param_groups)  # the lambda is rebuilt, not stored
-    sched.load_state_dict(sched_state)
-    torch.set_rng_state(tensors["torch_rng"])
-    rng.bit_generator.state = meta["np_rng"]
-    return int(meta["step"]), int(meta["epoch"])
 
 
 def train(
@@ -369,7 +216,7 @@ def train(
     step, start_epoch = 0, 0
     t_run0, prev_wall = time.monotonic(), 0.0  # training wall time, recorded in the checkpoint
     if out_dir is not None and cfg.resume and (out_dir / "train_state" / "state.json").exists():
-        step, start_epoch = _load_train_state(out_dir / "train_state", model, ema, opt, sched, rng)
+        step, start_epoch = load_train_state(out_dir / "train_state", model, ema, opt, sched, rng)
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             prev_wall = float(
                 json.loads((out_dir / "latest" / "config.json").read_text())["extra"]["train_wall_s"]
@@ -436,7 +283,7 @@ def train(
                 out_dir / "checkpoints" / f"epoch_{epoch:04d}", pcfg, ema_model, norm, extra
             )
             save_checkpoint(out_dir / "latest", pcfg, ema_model, norm, extra)
-            _save_train_state(out_dir / "train_state", model, ema, opt, sched, step, epoch, rng)
+            save_train_state(out_dir / "train_state", model, ema, opt, sched, step, epoch, rng)
     if bar is not None:
         bar.close()
     if out_dir is not None and rank == 0:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dp_policy.core.config import PolicyConfig
+from dp_policy.core.weights import head, state_dict_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -190,20 +191,16 @@ def load_pretrained_backbone(net: nn.Module, path: str | Path) -> None:
     dropped_fc = [k for k in state if k.startswith("fc.")]
     state = {k: v for k, v in state.items() if k not in set(dropped_stats) | set(dropped_fc)}
     expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing, unexpected, bad_shape = state_dict_mismatch(expected, state)
     if missing or unexpected:
         raise PretrainedEncoderError(
-            f"{str(path)!r} does not hold torchvision ResNet-18 weights: missing {missing[:6]}"
-            f"{'...' if len(missing) > 6 else ''} ({len(missing)}), unexpected {unexpected[:6]}"
-            f"{'...' if len(unexpected) > 6 else ''} ({len(unexpected)}); expected keys like "
+            f"{str(path)!r} does not hold torchvision ResNet-18 weights: missing {head(missing, 6)}"
+            f" ({len(missing)}), unexpected {head(unexpected, 6)} ({len(unexpected)}); expected keys like "
             "'conv1.weight', 'layer1.0.bn1.weight' (a torchvision resnet18 state_dict)"
         )
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise PretrainedEncoderError(
-                f"{str(path)!r}: {k} has shape {tuple(state[k].shape)}, ResNet-18 expects {tuple(v.shape)}"
-            )
+    if bad_shape:
+        k, got, want = bad_shape
+        raise PretrainedEncoderError(f"{str(path)!r}: {k} has shape {got}, ResNet-18 expects {want}")
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     logger.info(
         "loaded pretrained ResNet-18 from %s (ignored %d BatchNorm running statistics: GroupNorm has "

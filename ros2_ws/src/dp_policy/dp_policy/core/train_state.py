@@ -1,0 +1,109 @@
+"""Optimizer-side training state: EMA of the weights, the LR schedule, and resumable run state.
+
+Resume state is written without pickles: tensors in safetensors, counters and RNG state in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+class EMAModel:
+    """Diffusion Policy's EMA with warm-up: decay = 1 - (1 + step / inv_gamma) ** -power."""
+
+    def __init__(self, model: nn.Module, update_after_step=0, inv_gamma=1.0, power=0.75, min_value=0.0,
+                 max_value=0.9999) -> None:  # fmt: skip
+        self.averaged_model = model
+        self.averaged_model.eval().requires_grad_(False)
+        self.update_after_step = update_after_step
+        self.inv_gamma, self.power = inv_gamma, power
+        self.min_value, self.max_value = min_value, max_value
+        self.optimization_step = 0
+
+    def get_decay(self, step: int) -> float:
+        """Decay for an optimization step."""
+        step = max(0, step - self.update_after_step - 1)
+        if step <= 0:
+            return 0.0
+        value = 1 - (1 + step / self.inv_gamma) ** -self.power
+        return max(self.min_value, min(value, self.max_value))
+
+    @torch.no_grad()
+    def step(self, new_model: nn.Module) -> None:
+        """Blend the new weights into the average."""
+        decay = self.get_decay(self.optimization_step)
+        for p_ema, p in zip(self.averaged_model.parameters(), new_model.parameters(), strict=True):
+            p_ema.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        for b_ema, b in zip(self.averaged_model.buffers(), new_model.buffers(), strict=True):
+            b_ema.copy_(b)
+        self.optimization_step += 1
+
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int):
+    """LambdaLR: linear warm-up to the base lr, then cosine decay to 0 at ``total`` steps."""
+
+    def fn(step: int) -> float:
+        if step < warmup:
+            return float(step) / float(max(1, warmup))
+        progress = float(step - warmup) / float(max(1, total - warmup))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+
+
+def save_train_state(path: Path, model, ema: EMAModel | None, opt, sched, step: int, epoch: int,
+                      rng: np.random.Generator) -> None:  # fmt: skip
+    """Resume state without pickles: tensors in safetensors, counters in JSON."""
+    path.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update(
+            {f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.averaged_model.state_dict().items()}
+        )
+    opt_state = opt.state_dict()
+    for pid, st in opt_state["state"].items():
+        for name, val in st.items():
+            t = val if torch.is_tensor(val) else torch.tensor(val)
+            tensors[f"opt.{pid}.{name}"] = t.detach().contiguous().cpu().reshape(t.shape)
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, str(path / "state.safetensors"))
+    meta = {
+        "step": step,
+        "epoch": epoch,
+        "ema_step": ema.optimization_step if ema is not None else 0,
+        "sched": sched.state_dict(),
+        "np_rng": rng.bit_generator.state,
+    }
+    meta["sched"].pop("lr_lambdas", None)
+    (path / "state.json").write_text(json.dumps(meta, default=float))
+
+
+def load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: np.random.Generator):
+    """Restore what :func:`save_train_state` wrote into the live objects; returns (step, epoch)."""
+    tensors = load_file(str(path / "state.safetensors"))
+    meta = json.loads((path / "state.json").read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema is not None:
+        ema.averaged_model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        ema.optimization_step = int(meta["ema_step"])
+    opt_sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt_sd["state"] = state
+    opt.load_state_dict(opt_sd)
+    sched_state = dict(meta["sched"])
+    sched_state["lr_lambdas"] = [None] * len(opt.param_groups)  # the lambda is rebuilt, not stored
+    sched.load_state_dict(sched_state)
+    torch.set_rng_state(tensors["torch_rng"])
+    rng.bit_generator.state = meta["np_rng"]
+    return int(meta["step"]), int(meta["epoch"])
