@@ -187,9 +187,9 @@ class Graph:
         stamp = (self.now_ns - 20_000_000) * 1e-9
         kw.setdefault("stamp", stamp)
         self.send(**kw)
-        n0, ticks0, id0 = len(self.chunks), self.node.timer_ticks, self.node.chunk_id
+        n0, ticks0, id0 = len(self.chunks), self.node.ticks_done, self.node.chunk_id
         self.set_clock(self.now_ns)
-        assert spin_until(self.ex, lambda: self.node.timer_ticks > ticks0, timeout_s=10), "timer did not fire"
+        assert spin_until(self.ex, lambda: self.node.ticks_done > ticks0, timeout_s=10), "tick did not finish"
         if self.node.chunk_id > id0:  # published in that timer callback: wait for delivery
             assert spin_until(self.ex, lambda: len(self.chunks) > n0, timeout_s=5), "chunk not delivered"
         return self.chunks[n0:], stamp
@@ -361,7 +361,7 @@ def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
             g.set_clock(tick)
             assert spin_until(g.ex, lambda t0=ticks0: g.node.timer_ticks > t0, timeout_s=10), "no tick"
             assert len(g.chunks) == n0  # nothing at the tick itself...
-            assert g.node._waiting_since is not None, g.status().message
+            assert g.node.sync.waiting_since is not None, g.status().message
             # ...the next cloud (19 ms after the tick) triggers inference
             g.set_clock(tick + 19 * ms)
             g.send((tick + 9 * ms) * 1e-9)
@@ -375,7 +375,7 @@ def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
             want = expected_chunk(policy, [stamps[-4], s_new], c.chunk_id) + q_of(s_new)
             np.testing.assert_allclose(np.reshape(c.data, (15, 3)), want, atol=1e-5)
             # the cloud's arrival cleared the wait; the following clouds do not trigger more chunks
-            assert g.node._waiting_since is None
+            assert g.node.sync.waiting_since is None
         assert g.node.diag.counter("sync waits expired (no cloud by the next tick)") == 0
         assert len(g.chunks) == 6
     finally:
@@ -435,9 +435,9 @@ def test_policy_node_image_policy(rclpy_context, tmp_path):
         msg.header.stamp = sec_to_stamp(stamp)
         img_pub.publish(msg)
         assert spin_until(g.ex, lambda: g.node.clouds_received > n_img, timeout_s=10)
-        n0, ticks0 = len(g.chunks), g.node.timer_ticks
+        n0, ticks0 = len(g.chunks), g.node.ticks_done
         g.set_clock(g.now_ns)
-        assert spin_until(g.ex, lambda: g.node.timer_ticks > ticks0, timeout_s=10)
+        assert spin_until(g.ex, lambda: g.node.ticks_done > ticks0, timeout_s=10)
         if g.node.chunk_id > len(g.chunks):
             assert spin_until(g.ex, lambda: len(g.chunks) > n0, timeout_s=5)
         return g.chunks[n0:], stamp
