@@ -75,8 +75,8 @@ def main() -> int:
     from dp_eval.core.config import EvalConfig
     from dp_eval.core.episodes import load_bag
     from dp_eval.core.metrics import latency_stats
-    from dp_eval.core.stepped import run_stepped
     from dp_eval.core.synthetic import make_checkpoint, write_synthetic_bag
+    from dp_eval.stepped import run_stepped
 
     with tempfile.TemporaryDirectory(prefix="bench_replay_") as tmp:
         tmp = Path(tmp)

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     from dp_eval.core.bagio import BagWriter
     from dp_eval.core.episodes import load_bag
     from dp_eval.core.report import write_report
-    from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint, run_stepped
+    from dp_eval.stepped import frame_topic_of, is_image_checkpoint, run_stepped
     from dp_policy.core.threads import single_threaded_numpy_blas
 
     single_threaded_numpy_blas()  # numpy's spinning BLAS workers would contend with torch's
