@@ -46,10 +46,12 @@ def write_synthetic_bag(
     gap_s: float = 2.0,
     typestore=None,
     images: bool = False,
+    t0_s: float = 1.0,
 ) -> dict:
     """Writes a synthetic demonstration bag; returns a description (topics, counts, transform).
 
-    Times: episode e starts at 1 + e * (episode_s + gap_s) s; messages are stamped with their
+    Times: episode e starts at t0_s + e * (episode_s + gap_s) s (an epoch-scale t0_s gives stamps
+    that float seconds cannot hold exactly); messages are stamped with their
     sensor time, which is also the bag time. ``images``: also ``camera/image``, the same camera's
     (height, width) colors as bgr8 (as many RGB-D drivers publish them), stamped with the cloud.
     """
@@ -73,7 +75,7 @@ def write_synthetic_bag(
         w.write("robot_description", 0, String(data="<robot name='panda'/>"))
         msgs: list[tuple[int, str, object]] = []
         for e in range(episodes):
-            t_start = 1.0 + e * (episode_s + gap_s)
+            t_start = t0_s + e * (episode_s + gap_s)
             n_j = int(round(episode_s * joint_hz)) + 1
             tj = np.arange(n_j) / joint_hz
             for t, q in zip(tj, joint_trajectory(tj, e), strict=True):
@@ -100,7 +102,7 @@ def write_synthetic_bag(
                 msgs.append((t_start + t, "sim/episode_status", String(data=status)))
         msgs.sort(key=lambda m: m[0])
         tf_msg = _tf_static(ts, transform)
-        w.write("/tf_static", int(0.5e9), tf_msg)
+        w.write("/tf_static", int((t0_s - 0.5) * 1e9), tf_msg)
         for t, topic, msg in msgs:
             w.write(topic, int(round(t * 1e9)), msg)
             counts[topic] = counts.get(topic, 0) + 1
@@ -150,6 +152,7 @@ def make_checkpoint(
     num_inference_steps: int | None = None,
     dt: float = 0.1,
     seed: int = 0,
+    action_space: str = "joint_position",
 ) -> Path:
     """Saves an untrained checkpoint of the policy core for the synthetic scene; returns its path.
 
@@ -157,6 +160,7 @@ def make_checkpoint(
         preset: PolicyConfig preset (simple_dp3 | dp3 | image_dp: a 36x48 RGB camera ``img``).
         num_points: points per cloud (also the perception num_points it records).
         tiny: shrink the network (tests); False keeps the preset's sizes (benchmarks).
+        action_space: ``joint_position`` or ``joint_position_delta`` (targets minus the state).
     """
     import torch
 
@@ -171,6 +175,7 @@ def make_checkpoint(
         "action_dim": 7,
         "joint_names": JOINT_NAMES,
         "dt": dt,
+        "action_space": action_space,
         "perception": pcfg.to_dict(),
         "encoder": {"num_points": num_points},
     }
