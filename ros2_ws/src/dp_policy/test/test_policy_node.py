@@ -504,3 +504,99 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
         load_policy(str(bad), "cpu")
     with pytest.raises(CheckpointError, match="empty"):
         load_policy("", "cpu")
+
+
+class SlowPolicy:
+    """A real Policy whose forward pass also sleeps `delay_s` (a CPU where inference takes ~100 ms).
+
+    Records how many joint states the node had received before and after each forward pass.
+    """
+
+    def __init__(self, policy, delay_s=0.08):
+        self._policy, self.delay_s = policy, delay_s
+        self.node = None
+        self.received: list[tuple[int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def predict_action_chunk(self, obs, **kw):
+        import time
+
+        before = self.node.joint_states_received if self.node else -1
+        time.sleep(self.delay_s)
+        out = self._policy.predict_action_chunk(obs, **kw)
+        if self.node is not None:
+            self.received.append((before, self.node.joint_states_received))
+        return out
+
+
+def test_policy_node_serves_joint_states_while_the_model_runs(rclpy_context, tmp_path):
+    """The issue's load: 640x480 bgr8 camera at 30 Hz, joint states at 100 Hz, a forward pass of
+    ~80 ms at 10 Hz (wall clock). Inference runs on a worker thread, so the executor keeps taking
+    joint states meanwhile; no tick is refused for a missing joint state at the image stamp, and
+    every tick that started an inference publishes its chunk."""
+    import threading
+    import time
+
+    from sensor_msgs.msg import Image
+
+    from dp_policy.policy_node import PolicyNode
+
+    ckpt = make_image_checkpoint(tmp_path / "img")
+    slow = SlowPolicy(Policy.from_checkpoint(ckpt, warmup=False))
+    params = {"checkpoint": str(ckpt), "autostart": True, "warmup_iters": 1, "num_threads": 1,
+              "seed": SEED, "publish_markers": False}  # fmt: skip
+    node = PolicyNode(
+        policy=slow,
+        context=rclpy_context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+    )
+    slow.node = node
+    probe = Node("load_probe", context=rclpy_context)
+    img_pub = probe.create_publisher(Image, "camera/image", reliable_qos(2))
+    js_pub = probe.create_publisher(JointState, "joint_states", reliable_qos(50))
+    chunks: list[ActionChunk] = []
+    probe.create_subscription(ActionChunk, "dp/action_chunk", chunks.append, chunk_qos())
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    ex.add_node(probe)
+    stop = threading.Event()
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8).tobytes()
+
+    def sensors():  # camera at 30 Hz, robot at 100 Hz, stamped with the (wall) node clock
+        k = 0
+        while not stop.is_set():
+            now = node.get_clock().now().to_msg()
+            js = JointState(name=JOINTS, position=[0.1, 0.2, 0.3])
+            js.header.stamp = now
+            js_pub.publish(js)
+            if k % 3 == 0:
+                img = Image(height=480, width=640, encoding="bgr8", step=640 * 3, data=frame)
+                img.header.stamp = now
+                img_pub.publish(img)
+            k += 1
+            time.sleep(0.01)
+
+    try:
+        assert spin_until(
+            ex, lambda: img_pub.get_subscription_count() >= 1 and js_pub.get_subscription_count() >= 1
+        )
+        thread = threading.Thread(target=sensors, daemon=True)
+        thread.start()
+        assert spin_until(ex, lambda: node.chunk_id >= 8, timeout_s=30), node.diag.build_status().message
+        stop.set()
+        thread.join()
+        assert spin_until(ex, lambda: len(chunks) == node.chunk_id, timeout_s=5)
+    finally:
+        stop.set()
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    assert node.diag.counter("no chunk (joint_state_unavailable)") == 0
+    assert node.diag.counter("no chunk (inference_error)") == 0
+    # Every forward pass (after warm-up) ended in a published chunk ...
+    assert len(slow.received) == node.chunk_id
+    # ... and the executor kept receiving joint states while it ran (it would be frozen if the
+    # forward pass ran in the timer callback).
+    assert all(after > before for before, after in slow.received), slow.received
