@@ -13,9 +13,8 @@ the model runs; the result comes back to the executor through a guard condition:
     executor   tick: prepare (obs, prefix) ─┐         ┌─> publish chunk, diagnostics, markers
     worker                                  └ infer ──┘   (a tick while busy: no chunk, "busy")
 
-Mismatch policy (README): a cloud whose point count, channels or frame differ from the checkpoint
-is refused. When `perception_node`'s parameters are reachable, crop box and voxel size are
-compared with the checkpoint's: a loud warning, or a refusal with `strict_perception: true`.
+Mismatch policy (README): clouds whose point count, channels or frame differ from the checkpoint are
+refused; perception_node's crop box / voxel size differing: a warning (refusal if strict_perception).
 """
 
 from __future__ import annotations
@@ -24,30 +23,26 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import rclpy
-from rcl_interfaces.srv import GetParameters
-from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState, PointCloud2
-from std_msgs.msg import String
 from std_srvs.srv import SetBool
-from visualization_msgs.msg import MarkerArray
 
 from dp_common.diagnostics import ERROR, WARN, DiagnosticsReporter
 from dp_common.msgs.chunk import build_chunk
 from dp_common.msgs.stamp import now_ns, ns_to_s, stamp_to_ns
 from dp_common.params import declare_config
-from dp_common.qos import chunk_qos, latched_qos, reliable_qos, sensor_qos
+from dp_common.qos import chunk_qos, sensor_qos
 from dp_msgs.msg import ActionChunk
 from dp_policy.core import observations as oh
-from dp_policy.core.camera_sync import CameraSync, compare_perception
+from dp_policy.core.camera_sync import CameraSync
 from dp_policy.core.checkpoint import CheckpointError
 from dp_policy.core.node_config import PolicyNodeConfig, checkpoint_dir, load_policy
 from dp_policy.core.runner import Chunk, NoChunk, Prepared, runner_from_checkpoint
 from dp_policy.core.threads import single_threaded_numpy_blas
 from dp_policy.image_conversion import fit_image, image_msg_to_rgb
+from dp_policy.node_helpers import PathMarkers, PerceptionParamCheck, decode_cloud
 
 __all__ = ["CheckpointError", "PolicyNode", "PolicyNodeConfig", "load_policy", "main"]
 LEVELS = {"warn": WARN, "error": ERROR, None: None}
@@ -88,8 +83,6 @@ class PolicyNode(Node):
         self._last_reason = ""
         self._last_inference_s = 0.0
         self.timer_ticks = self.ticks_done = self.clouds_received = self.joint_states_received = 0
-        self.ee_path = None
-        self._marker_frame = self.cfg.marker_frame
         per_run = r.warmup()
         if self.cfg.warmup_iters:
             self.get_logger().info(f"warm-up: {self.cfg.warmup_iters} runs, {per_run * 1e3:.1f} ms each")
@@ -100,10 +93,9 @@ class PolicyNode(Node):
         self._done = self.create_guard_condition(self.on_inference_done)
 
         self.pub_chunk = self.create_publisher(ActionChunk, "dp/action_chunk", chunk_qos())
-        self.pub_markers = None
-        if self.cfg.publish_markers:
-            self.pub_markers = self.create_publisher(MarkerArray, "dp/markers", reliable_qos(1))
-            self.create_subscription(String, "robot_description", self.on_robot_description, latched_qos())
+        self.markers = (
+            PathMarkers(self, self.cfg.ee_frame, self.cfg.marker_frame) if self.cfg.publish_markers else None
+        )
         # Best effort subscriptions match both reliable and best-effort publishers.
         if r.image_key:
             self.create_subscription(Image, "camera/image", self.on_image, sensor_qos(5))
@@ -112,28 +104,17 @@ class PolicyNode(Node):
         self.create_subscription(JointState, "joint_states", self.on_joint_states, sensor_qos(50))
         self.create_service(SetBool, "~/activate", self.on_activate)
         self.timer = self.create_timer(self.period_s, self.on_timer)
-        self._param_client = None
-        if self.cfg.perception_node and not r.image_key:
-            self._param_client = self.create_client(
-                GetParameters, f"{self.cfg.perception_node}/get_parameters"
-            )
-            self._param_future = None
-            steady = Clock(clock_type=ClockType.STEADY_TIME)
-            self._param_timer = self.create_timer(1.0, self.poll_perception_params, clock=steady)
+        check = self.cfg.perception_node and not r.image_key
+        args = (self, self.cfg.perception_node, r.perception, self.cfg.strict_perception)
+        self.perception_check = PerceptionParamCheck(*args) if check else None
         self.diag.set("policy_id", r.policy_id)
-        self.diag.set("device", str(r.policy.device) if hasattr(r.policy, "device") else self.cfg.device)
+        self.diag.set("device", str(getattr(r.policy, "device", self.cfg.device)))
         self.diag.set("perception params", "unchecked")
         self.diag.set("state", "active" if self.active else "inactive (call ~/activate)")
-        self.get_logger().info(
-            f"policy {r.policy_id}: n_obs_steps={r.n_obs} horizon={r.horizon} dt={r.dt} s, "
-            f"{r.policy.num_inference_steps} denoising steps, joints {list(r.joint_names)}; "
-            f"{'active' if self.active else 'inactive until ~/activate'}"
-        )
+        state = "active" if self.active else "inactive until ~/activate"
+        self.get_logger().info(f"policy {r.policy_id}: n_obs_steps={r.n_obs} dt={r.dt} s; {state}")
 
-    @property
-    def chunk_id(self) -> int:
-        """Id of the next chunk (= chunks made so far)."""
-        return self.runner.chunk_id
+    chunk_id = property(lambda self: self.runner.chunk_id, doc="Id of the next chunk (= chunks made so far).")
 
     # ------------------------------------------------------------------ the tick
     def on_timer(self) -> None:
@@ -165,6 +146,8 @@ class PolicyNode(Node):
         self.diag.set("observation age s", ns_to_s(now - prepared.obs.stamp_ns))
         if prepared.inpaint_skipped:
             self.diag.count("inpainting skipped (previous chunk does not cover)")
+        if not self.cfg.inference_thread:  # blocks the executor (comparison only)
+            return self.finish(self.runner.infer(prepared))
         self._busy = True
         self._worker.submit(self._infer, prepared)
 
@@ -179,10 +162,9 @@ class PolicyNode(Node):
         """Executor thread: publishes the worker's chunk (or reports why there is none)."""
         with self._result_lock:
             item, self._result = self._result, None
-        if item is None:
-            return
-        self._busy = False
-        self.finish(item[1])
+        if item is not None:
+            self._busy = False  # a chunk of before a deactivation is not published
+            self.finish(item[1] if self.active else NoChunk("inactive", "deactivated during inference"))
 
     def finish(self, result: Chunk | NoChunk) -> None:
         """The end of a tick: publish a chunk, or record why there is none (/diagnostics, log)."""
@@ -214,8 +196,8 @@ class PolicyNode(Node):
         self.diag.set("chunks published", self.runner.chunk_id)
         self.diag.set("no chunk reason", "")
         self._last_reason = ""
-        if self.pub_markers is not None and self.ee_path is not None:
-            self.publish_markers(c.rows)
+        if self.markers is not None:
+            self.markers.publish(c.rows, self.runner.joints, c.joint_names)
 
     def check_clock(self, now: int) -> None:
         """Forgets buffered data when the node clock jumps back (replay restarted)."""
@@ -225,41 +207,35 @@ class PolicyNode(Node):
 
     # ------------------------------------------------------------------ inputs
     def on_cloud(self, msg: PointCloud2) -> None:
-        """Validates a dp/points cloud and adds it to the history."""
-        if self.runner.target_frame and msg.header.frame_id != self.runner.target_frame:
-            self.count_frame(msg)
-            return self.reject(
-                "frame_mismatch",
-                f"cloud frame {msg.header.frame_id!r} != checkpoint perception target_frame "
-                f"{self.runner.target_frame!r}: refusing it",
-            )
-        self.add_frame(msg, lambda: decode_cloud(msg, self.runner.channels == 6), "cloud", "dp/points")
+        """Validates a dp/points cloud (frame, points) and adds it to the history."""
+        frame = self.runner.target_frame
+
+        def convert():
+            if frame and msg.header.frame_id != frame:
+                text = f"cloud frame {msg.header.frame_id!r} != checkpoint perception target_frame {frame!r}"
+                raise oh.ObservationError(f"{text}: refusing it", "frame_mismatch")
+            return decode_cloud(msg, self.runner.channels == 6)
+
+        self.add_frame(msg, convert, "cloud", "dp/points")
 
     def on_image(self, msg: Image) -> None:
         """Converts a camera/image frame (image policies) and adds it to the history."""
         shape = self.runner.image_shape
         self.add_frame(msg, lambda: fit_image(image_msg_to_rgb(msg), shape), "image", "camera/image")
 
-    def count_frame(self, msg) -> tuple[int, int]:
-        """Counts a received frame; returns (now, stamp) in ns."""
+    def add_frame(self, msg, convert, noun: str, topic: str) -> None:
+        """Converts (ValueError: bad message) and adds a frame; a waiting tick runs on it."""
         self.clouds_received += 1
         now, stamp = now_ns(self), stamp_to_ns(msg.header.stamp)
         self.check_clock(now)
         self.diag.set("stamp-to-now offset s", ns_to_s(now - stamp))
-        return now, stamp
-
-    def add_frame(self, msg, convert, noun: str, topic: str) -> None:
-        """Converts (ValueError: bad message) and adds a frame; a waiting tick runs on it."""
-        now, stamp = self.count_frame(msg)
-        self.diag.tick(f"{noun}s" if noun == "image" else "clouds")
+        self.diag.tick(f"{noun}s")
         try:
             self.runner.add_frame(stamp, convert(), now)
         except oh.ObservationError as exc:
             return self.reject(exc.reason, str(exc), noun)
         except ValueError as exc:  # PerceptionError / ImageConversionError: malformed message
-            return self.reject(
-                oh.BAD_CLOUD, f"cannot {'decode' if noun == 'cloud' else 'convert'} {topic}: {exc}", noun
-            )
+            return self.reject(oh.BAD_CLOUD, f"cannot read {topic}: {exc}", noun)
         self.sync.arrivals.append(ns_to_s(now))
         if self.sync.waiting_since is not None:  # a tick waited for this frame (sync_wait_s)
             self.diag.latency("sync wait", ns_to_s(now) - self.sync.waiting_since)
@@ -296,122 +272,28 @@ class PolicyNode(Node):
         self.get_logger().info(response.message)
         return response
 
-    # ------------------------------------------------------------------ perception parameters
-    def poll_perception_params(self) -> None:
-        """Asks the perception node for its parameters until it answers (non-blocking)."""
-        if self._param_future is None:
-            if not self._param_client.service_is_ready():
-                msg = f"{self.cfg.perception_node} not reachable: crop/voxel unchecked"
-                return self.diag.set("perception params", msg)
-            self._param_names = [
-                "target_frame",
-                "crop_min",
-                "crop_max",
-                "voxel_size",
-                "num_points",
-                "use_rgb",
-            ]
-            self._param_future = self._param_client.call_async(GetParameters.Request(names=self._param_names))
-            return
-        if not self._param_future.done():
-            return
-        try:
-            values = self._param_future.result().values
-        except Exception as exc:
-            self.get_logger().warning(f"perception parameters: {exc}")
-            self._param_future = None
-            return
-        from rclpy.parameter import parameter_value_to_python
-
-        self.apply_perception_params(
-            {n: parameter_value_to_python(v) for n, v in zip(self._param_names, values, strict=False)}
-        )
-        self._param_timer.cancel()
-
-    def apply_perception_params(self, got: dict) -> None:
-        """Compares the perception node's parameters with the checkpoint's; warns or refuses."""
-        if all(v is None for v in got.values()):
-            return self.diag.set("perception params", f"{self.cfg.perception_node} has none of {sorted(got)}")
-        hard, soft = compare_perception(self.runner.perception, got)
-        if not hard and not soft:
-            return self.diag.set("perception params", "match the checkpoint")
-        self.diag.count("mismatches", len(hard) + len(soft))
-        text = "; ".join(hard + soft)
-        self.diag.set("perception params", f"MISMATCH: {text}")
-        if hard or self.cfg.strict_perception:
-            self.refusal = f"perception parameters differ from the checkpoint, refusing: {text}"
-            self.get_logger().error(self.refusal)
-        else:
-            self.diag.problem(f"perception crop/voxel differ from the checkpoint: {text}", WARN)
-            self.get_logger().warning(
-                f"perception crop/voxel differ (set strict_perception to refuse): {text}"
-            )
-
-    # ------------------------------------------------------------------ markers
-    def on_robot_description(self, msg: String) -> None:
-        """Builds the FK model for dp/markers (skipped with a warning when it cannot)."""
-        try:
-            from dp_policy.markers import EndEffectorPath
-
-            self.ee_path = EndEffectorPath(msg.data, self.cfg.ee_frame)
-            self._marker_frame = self._marker_frame or self.ee_path.root_link
-            self.diag.set("markers", f"{self.ee_path.ee_frame} in {self._marker_frame}")
-        except (ImportError, ValueError) as exc:
-            self.ee_path = None
-            self.diag.set("markers", f"off: {exc}")
-            self.get_logger().warning(f"dp/markers off: {exc}")
-
-    def publish_markers(self, rows: np.ndarray) -> None:
-        """Predicted end-effector path of the published rows."""
-        from dp_policy.markers import path_marker_array
-
-        joints, names = self.runner.joints, list(self.runner.joint_names)
-        try:
-            others = [n for n in joints.names if n not in names]
-            fixed = dict(zip(others, joints.latest(others)[1], strict=True)) if others else {}
-            pts = self.ee_path.positions(rows, names, fixed)
-        except Exception as exc:  # markers are best effort
-            return self.diag.set("markers", f"failed: {exc}")
-        self.pub_markers.publish(path_marker_array(pts, self._marker_frame, self.get_clock().now().to_msg()))
-
     def destroy_node(self):
         self._worker.shutdown(wait=True)
         return super().destroy_node()
-
-
-def decode_cloud(msg: PointCloud2, use_rgb: bool) -> np.ndarray:
-    """dp/points -> (N, 3) xyz or (N, 6) xyz + rgb in [0, 1] float32."""
-    from dp_perception.conversions import cloud_msg_to_numpy
-
-    cloud = cloud_msg_to_numpy(msg)
-    if not use_rgb:
-        return cloud.xyz
-    rgb = cloud.rgb()
-    if rgb is None:
-        raise oh.ObservationError("cloud has no rgb; the checkpoint was trained with rgb", oh.BAD_CLOUD)
-    return np.concatenate([cloud.xyz, rgb], axis=1)
 
 
 def main(args=None) -> int:
     """Entry point: `ros2 run dp_policy policy_node --ros-args -p checkpoint:=DIR`."""
     rclpy.init(args=args)
     node = None
-    code = 0
     try:
         node = PolicyNode()
         rclpy.spin(node)
     except (CheckpointError, ValueError) as exc:
         print(f"policy_node: cannot start: {exc}", file=sys.stderr)
-        code = 1
+        sys.exit(1)  # after finally
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    if code:
-        sys.exit(code)
-    return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -328,7 +328,7 @@ def test_policy_node_refuses_checkpoint_with_other_num_points(rclpy_context, tmp
         a, b = np.reshape(prev.data, (15, 3)), np.reshape(new.data, (15, 3))
         np.testing.assert_allclose(b[:2], a[shift : shift + 2], atol=1e-4)
         # The perception node reports another num_points than the checkpoint: refused outright.
-        g.node.apply_perception_params({"num_points": 64, "target_frame": "world", "voxel_size": 0.0})
+        g.node.perception_check.apply({"num_points": 64, "target_frame": "world", "voxel_size": 0.0})
         chunks, _ = g.step(points=cloud_of(2.0, 32))
         assert not chunks and "refusing: num_points" in g.status().message
     finally:

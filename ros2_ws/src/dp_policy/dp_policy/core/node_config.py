@@ -63,6 +63,13 @@ class PolicyNodeConfig:
     )
     seed: int = field(default=-1, metadata=_help("Noise seed: chunk i uses seed + chunk_id; -1 = unseeded."))
     warmup_iters: int = field(default=2, metadata=_help("Inference runs before the first publish."))
+    inference_thread: bool = field(
+        default=True,
+        metadata=_help(
+            "Run the forward pass on a worker thread so joint states and frames keep being received "
+            "meanwhile; false = in the timer callback, blocking the executor (for comparison only)."
+        ),
+    )
     num_threads: int = field(
         default=1,
         metadata=_help(
