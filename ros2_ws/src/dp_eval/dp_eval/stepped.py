@@ -97,6 +97,7 @@ def runner_config(
         checkpoint=str(checkpoint),
         device=cfg.device,
         rate_hz=cfg.policy_rate_hz if cfg.policy_rate_hz > 0 else 1.0 / dt,
+        sync_wait_s=cfg.sync_wait_s,
         step_tolerance_s=cfg.step_tolerance_s,
         joint_tolerance_s=cfg.joint_tolerance_s,
         autostart=True,
@@ -123,7 +124,7 @@ def run_stepped(
     progress: bool = True,
     name: str | None = None,
     policy=None,
-    inpaint_rows: int = 0,
+    inpaint_rows: int | None = None,
 ) -> RunResult:
     """Replays `bag` through policy_node's runtime (module docstring); deterministic.
 
@@ -137,7 +138,7 @@ def run_stepped(
         progress: show a tqdm bar.
         name: label in the report (default: the checkpoint directory name).
         policy: an already loaded policy (else loaded from `checkpoint`).
-        inpaint_rows: policy_node's `inpaint_rows` (0 = off).
+        inpaint_rows: policy_node's `inpaint_rows` (0 = off); None = ``cfg.inpaint_rows``.
     """
     from dp_perception.core import PerceptionError, preprocess_cloud
     from dp_policy.core.runner import runner_from_checkpoint
@@ -148,6 +149,7 @@ def run_stepped(
 
         policy = Policy.from_checkpoint(str(checkpoint), device=cfg.device)
     pc = policy.config
+    inpaint_rows = cfg.inpaint_rows if inpaint_rows is None else inpaint_rows
     runner = runner_from_checkpoint(runner_config(checkpoint, cfg, seed, pc.dt, inpaint_rows), policy)
     image_shape = runner.image_shape
     pcfg = perception_config_of(policy) if runner.image_key is None else None

@@ -51,12 +51,12 @@ def bag_dir(tmp_path_factory):
     return path
 
 
-def replay(bag_dir, ckpt, topic, inpaint_rows, out_dir):
+def replay(bag_dir, ckpt, topic, inpaint_rows, out_dir, sync_wait_s=0.0):
     """dp_eval stepped replay; returns its chunks [(stamp_ns, rows)] and its outputs bag."""
     bag = load_bag(bag_dir, cloud_topic=topic)
+    cfg = EvalConfig(inpaint_rows=inpaint_rows, sync_wait_s=sync_wait_s)
     with BagWriter(out_dir, storage="mcap") as out:
-        res = run_stepped(bag_dir, bag, ckpt, EvalConfig(), seed=SEED, out_bag=out, progress=False,
-                          inpaint_rows=inpaint_rows)  # fmt: skip
+        res = run_stepped(bag_dir, bag, ckpt, cfg, seed=SEED, out_bag=out, progress=False)
     (ep,) = res.episodes
     return list(zip(ep.stamps_ns, ep.rows, strict=True))
 
@@ -78,13 +78,17 @@ def node_events(bag_dir, out_dir, image: bool):
     return events
 
 
-def run_node(context, ckpt, events, image: bool, inpaint_rows: int):
-    """policy_node stepped on /clock through `events`; returns its chunks [(stamp_ns, rows)]."""
+def run_node(context, ckpt, events, image: bool, inpaint_rows: int, sync_wait_s=0.0):
+    """policy_node stepped on /clock through `events`.
+
+    Returns:
+        its chunks [(stamp_ns, rows)], and how many were made on a frame's arrival (not at a tick).
+    """
     from dp_policy.policy_node import PolicyNode
 
     params = {"use_sim_time": True, "checkpoint": str(ckpt), "seed": SEED, "warmup_iters": 0,
               "num_threads": 1, "autostart": True, "inpaint_rows": inpaint_rows, "perception_node": "",
-              "publish_markers": False, "rate_hz": 10.0}  # fmt: skip
+              "publish_markers": False, "rate_hz": 10.0, "sync_wait_s": sync_wait_s}  # fmt: skip
     node = PolicyNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     probe = Node("equivalence_probe", context=context)
     clock = probe.create_publisher(Clock, "/clock", reliable_qos(10))
@@ -113,41 +117,53 @@ def run_node(context, ckpt, events, image: bool, inpaint_rows: int):
             assert spin_until(ex, lambda: node.ticks_done > done, timeout_s=10), "tick did not finish"
             assert spin_until(ex, lambda: len(chunks) == node.chunk_id, timeout_s=5), "chunk not delivered"
 
+        on_arrival = 0
         next_tick = -(-events[0][0] // PERIOD_NS) * PERIOD_NS
         for t_ns, topic, msg in events:
             while next_tick <= t_ns:  # the clock reaches a tick before the message of that time
                 tick(next_tick)
                 next_tick += PERIOD_NS
             set_clock(t_ns)
-            counts = (node.joint_states_received, node.clouds_received)
+            counts, n_chunks = (node.joint_states_received, node.clouds_received), len(chunks)
             pubs[topic].publish(msg)
             assert spin_until(ex, lambda c=counts: (node.joint_states_received, node.clouds_received) != c)
+            # a frame a tick waited for (sync_wait_s) runs inference: let it finish and publish
+            assert spin_until(ex, lambda: not node._busy and len(chunks) == node.chunk_id, timeout_s=10)
+            on_arrival += len(chunks) - n_chunks
         while next_tick <= events[-1][0] + PERIOD_NS:
             tick(next_tick)
             next_tick += PERIOD_NS
-        assert node.diag.counter("overruns") == 0
+        assert node.diag.counter("no chunk (busy)") == 0  # the harness never ticks during inference
     finally:
         ex.shutdown()
         node.destroy_node()
         probe.destroy_node()
     out = [read_chunk(c) for c in chunks]
-    return [(c.stamp_ns, c.rows) for c in out]
+    return [(c.stamp_ns, c.rows) for c in out], on_arrival
 
 
-@pytest.mark.parametrize("inpaint_rows", [0, 3])
-@pytest.mark.parametrize("kind", ["dp3", "image", "delta"])
-def test_node_and_replay_give_identical_chunks(rclpy_context, bag_dir, tmp_path, kind, inpaint_rows):
+CASES = [(kind, rows, 0.0) for kind in ("dp3", "image", "delta") for rows in (0, 3)] + [("dp3", 3, 0.05)]
+
+
+@pytest.mark.parametrize("kind, inpaint_rows, sync_wait_s", CASES)
+def test_node_and_replay_give_identical_chunks(
+    rclpy_context, bag_dir, tmp_path, kind, inpaint_rows, sync_wait_s
+):
     preset = "image_dp" if kind == "image" else "simple_dp3"
     action_space = "joint_position_delta" if kind == "delta" else "joint_position"
     ckpt = make_checkpoint(tmp_path / kind, preset=preset, seed=3, action_space=action_space)
     image = kind == "image"
-    want = replay(bag_dir, ckpt, "camera/image" if image else "camera/points", inpaint_rows, tmp_path / "out")
-    got = run_node(rclpy_context, ckpt, node_events(bag_dir, tmp_path / "out", image), image, inpaint_rows)
+    topic = "camera/image" if image else "camera/points"
+    want = replay(bag_dir, ckpt, topic, inpaint_rows, tmp_path / "out", sync_wait_s)
+    events = node_events(bag_dir, tmp_path / "out", image)
+    got, on_arrival = run_node(rclpy_context, ckpt, events, image, inpaint_rows, sync_wait_s)
     assert len(want) >= 10, len(want)
     assert [s for s, _ in got] == [s for s, _ in want]  # integer ns, exactly
     assert all(s % 1000 != 0 for s, _ in want)  # epoch-scale stamps a float second could not hold
     for (_, a), (_, b) in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    # Camera sync: chunks are made at the arrival of the frame a tick waited for (23 ms after it).
+    assert (on_arrival >= 8) if sync_wait_s else (on_arrival == 0), on_arrival
     # Inpainting on: a chunk one dt after the previous one starts with that chunk's rows 1..3.
     pairs = [
         (a, b) for (sa, a), (sb, b) in zip(want, want[1:], strict=False) if abs(sb - sa - PERIOD_NS) < 1000

@@ -61,6 +61,16 @@ class EvalConfig:
     policy_rate_hz: float = field(
         default=0.0, metadata=_help("Chunks per second of sensor time; 0 = one per policy dt.")
     )
+    sync_wait_s: float = field(
+        default=0.0,
+        metadata=_help(
+            "policy_node's camera sync (config/policy.yaml ships 0.05): a tick expecting the next frame "
+            "within this runs on its arrival; 0 = every chunk at a timer tick, s."
+        ),
+    )
+    inpaint_rows: int = field(
+        default=0, metadata=_help("policy_node's inpaint_rows (rows continuing the previous chunk); 0 = off.")
+    )
     step_tolerance_s: float = field(
         default=0.04, metadata=_help("Older observation steps must be within this of newest - k*dt, s.")
     )
@@ -94,9 +104,11 @@ class EvalConfig:
             raise ValueError(f"episode_gap_s must be > 0 s. Got {self.episode_gap_s}")
         if not (math.isfinite(self.policy_rate_hz) and self.policy_rate_hz >= 0):
             raise ValueError(f"policy_rate_hz must be >= 0 (0 = 1/dt). Got {self.policy_rate_hz}")
-        for name in ("step_tolerance_s", "joint_tolerance_s"):
+        for name in ("step_tolerance_s", "joint_tolerance_s", "sync_wait_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0 s. Got {getattr(self, name)}")
+        if self.inpaint_rows < 0:
+            raise ValueError(f"inpaint_rows must be >= 0. Got {self.inpaint_rows}")
         self.horizon_steps = [str(s) for s in self.horizon_steps]
         for s in self.horizon_steps:
             if s != "end" and not (s.isdigit()):

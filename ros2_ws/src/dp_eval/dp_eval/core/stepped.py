@@ -11,8 +11,10 @@ as ``ros2 bag play --clock`` or ``dp_eval.player`` would drive the node::
                     ^ runner.tick(T): chunk stamped with the newest frame <= T, or a reason)
 
 A tick due at a message's time runs before that message (the clock reaches it first). Ticks go
-on one period past the last message so the last frame is used. No wall clock enters, so the same
-bag, checkpoint and seed give identical chunks, and the same as policy_node stepped on /clock.
+on one period past the last message so the last frame is used. With ``sync_wait_s`` > 0 a tick
+that expects the next frame soon runs on that frame's arrival instead, as policy_node's does. No
+wall clock enters, so the same bag, checkpoint and seed give identical chunks, and the same as
+policy_node stepped on /clock.
 Reading the bag and preprocessing frames (perception, image conversion) is ``dp_eval.stepped``.
 """
 
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dp_common.msgs.stamp import ns_to_s
+from dp_policy.core.camera_sync import CameraSync
 from dp_policy.core.observations import UNCHANGED, ObservationError
 from dp_policy.core.runner import Chunk, NoChunk, PolicyRunner
 
@@ -88,18 +92,30 @@ def drive(
     next_tick: int | None = None
     episode = -1
     last_t = None
+    # policy_node's camera sync (sync_wait_s), with inference taken to fit in the period (the
+    # node uses its measured inference time; the replay stays deterministic).
+    sync = CameraSync(runner.cfg.sync_wait_s, 1.0 / runner.cfg.rate_hz)
+
+    def run_tick(now_ns: int) -> None:
+        result = runner.tick(now_ns)
+        if isinstance(result, NoChunk):
+            if result.reason != UNCHANGED:
+                dropped[f"obs_{result.reason}"] += 1
+        elif on_chunk is not None:
+            on_chunk(result, episode, now_ns)
 
     def tick_until(t_ns: int) -> None:
         nonlocal next_tick
         while next_tick <= t_ns:
-            runner.check_clock(next_tick)
-            result = runner.tick(next_tick)
-            if isinstance(result, NoChunk):
-                if result.reason != UNCHANGED:
-                    dropped[f"obs_{result.reason}"] += 1
-            elif on_chunk is not None:
-                on_chunk(result, episode, next_tick)
-            next_tick += period_ns
+            now, next_tick = next_tick, next_tick + period_ns
+            if runner.check_clock(now):
+                sync.clear()
+            if sync.waiting_since is not None:
+                sync.waiting_since = None  # expired: no frame by the next tick
+            elif sync.should_wait(ns_to_s(now), 0.0):
+                sync.waiting_since = ns_to_s(now)
+                continue
+            run_tick(now)
 
     for ev in events:
         if next_tick is None:
@@ -112,7 +128,8 @@ def drive(
             except ValueError:
                 dropped["joint_states_rejected"] += 1
             continue
-        runner.check_clock(ev.t_ns)  # as policy_node does on every frame (not on joint states)
+        if runner.check_clock(ev.t_ns):  # as policy_node does on every frame (not on joint states)
+            sync.clear()
         if ev.episode != episode:
             episode = ev.episode
             runner.reset()
@@ -123,6 +140,11 @@ def drive(
             runner.add_frame(ev.stamp_ns, ev.frame, ev.t_ns)
         except ObservationError as exc:
             dropped[f"obs_{exc.reason}"] += 1
+            continue
+        sync.arrivals.append(ns_to_s(ev.t_ns))
+        if sync.waiting_since is not None:  # a tick waited for this frame: it runs now
+            sync.waiting_since = None
+            run_tick(ev.t_ns)
     if last_t is not None:
         tick_until(last_t + period_ns)
     return dropped
