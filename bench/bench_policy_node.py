@@ -16,7 +16,11 @@ Printed, all measured in this run on this CPU:
    camera jitter. For consecutive chunks A, B: the jump between A resampled at B's first executed
    row (row 1, t_B + dt: row 0 is already past when B arrives) and B's row 1, for inpaint_rows 0
    (no inpainting, the baseline), 1 and 2, with the same noise for all three; and the step
-   |B[d] - B[d-1]| where inpainted rows meet free rows, against the baseline's at the same rows.
+   |B[d] - B[d-1]| where inpainted rows meet free rows, against the baseline's at the same rows;
+4. the load of issue 14: the shipped image checkpoint (checkpoints/sim_reach_image_dp), a 640x480
+   bgr8 camera at 30 Hz and joint states at 100 Hz, rate_hz 10, node in its own process: chunks/s
+   and ticks refused for a missing joint state at the image stamp, with inference on the worker
+   thread (inference_thread true) and, as the baseline, in the timer callback (false), alternated.
 
 Usage: python bench/bench_policy_node.py [--quick] [--node-seconds S] [--train-steps N]
 """
@@ -43,7 +47,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig, save_checkpoint  # noqa: E402
-from dp_policy.policy_node import inpaint_prefix  # noqa: E402
+from dp_policy.core.runner import inpaint_prefix  # noqa: E402
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 N_POINTS = 1024
@@ -106,12 +110,32 @@ def bench_core(ckpt: pathlib.Path, reps: int) -> None:
     torch.set_num_threads(1)
 
 
-def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: float) -> None:
+def cpu_model() -> str:
+    """The CPU model name (from /proc/cpuinfo), else the platform's processor string."""
+    import platform
+
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def bench_node(
+    ckpt: pathlib.Path,
+    seconds: float,
+    threads: int,
+    sync_wait_s: float,
+    image: bool = False,
+    inference_thread: bool = True,
+) -> None:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from sensor_msgs.msg import JointState, PointCloud2
+    from sensor_msgs.msg import Image, JointState, PointCloud2
 
     from dp_common.msgs import ns_to_s, stamp_to_ns
     from dp_common.msgs.cloud import build_cloud
@@ -130,6 +154,7 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: fl
         "publish_markers": "false",
         "rate_hz": "10.0",
         "sync_wait_s": str(sync_wait_s),
+        "inference_thread": str(inference_thread).lower(),
     }
     cmd = [
         sys.executable,
@@ -148,6 +173,9 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: fl
         rng = np.random.default_rng(2)
         pts = rng.uniform([0.2, -0.5, 0.0], [1.0, 0.5, 0.4], (N_POINTS, 3)).astype(np.float32)
         cloud = build_cloud(0, "world", pts)
+        img_pub = node.create_publisher(Image, "camera/image", sensor_qos(5))
+        pixels = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8).tobytes()
+        frame = Image(height=480, width=640, encoding="bgr8", step=640 * 3, data=pixels)
         latencies, arrivals, diags = [], [], []
 
         def on_chunk(msg):
@@ -156,6 +184,10 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: fl
             arrivals.append(now)
 
         def send_cloud():
+            if image:
+                frame.header.stamp = node.get_clock().now().to_msg()
+                img_pub.publish(frame)
+                return
             cloud.header.stamp = node.get_clock().now().to_msg()
             cloud_pub.publish(cloud)
 
@@ -199,6 +231,16 @@ def bench_node(ckpt: pathlib.Path, seconds: float, threads: int, sync_wait_s: fl
         for s in d.status:
             if "policy_node" in s.name:
                 values = {v.key: v.value for v in s.values}
+    if image:
+        refused = values.get("no chunk (joint_state_unavailable)", "0")
+        where = "worker thread" if inference_thread else "baseline: timer callback (blocks the executor)"
+        print(
+            f"[4] issue-14 load, inference on the {where} ({ckpt.name}, 640x480 bgr8 30 Hz, joint states "
+            f"100 Hz, rate_hz 10, {threads} torch thread(s), {seconds:.0f} s): chunk rate {rate:.2f} Hz "
+            f"(target 10); ticks refused for a missing joint state {refused}; inference p50 "
+            f"{values.get('inference p50 ms', '?')} ms; overruns {values.get('overruns', '0')}"
+        )
+        return
     mode = (
         f"camera sync (sync_wait_s {sync_wait_s})" if sync_wait_s else "baseline: plain timer (sync_wait_s 0)"
     )
@@ -334,6 +376,7 @@ def main() -> None:
     )
     parser.add_argument("--no-node", action="store_true", help="skip the node measurement")
     parser.add_argument("--no-handover", action="store_true", help="skip the hand-over measurement")
+    parser.add_argument("--no-image-load", action="store_true", help="skip the issue-14 image load")
     parser.add_argument("--handover-checkpoint", help="use this reach checkpoint instead of training one")
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny models: 1 thread is faster on a loaded 2-core machine
@@ -342,12 +385,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_policy_") as tmp:
         tmp = pathlib.Path(tmp)
         load = os.getloadavg()
+        print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s) here")
         print(f"load average {load[0]:.1f} / {load[1]:.1f} on {os.cpu_count()} CPUs (shared machine)")
         ckpt = latency_checkpoint(tmp / "simple_dp3")
         bench_core(ckpt, 8 if args.quick else 15)
         if not args.no_node:
             bench_node(ckpt, seconds, args.threads, 0.05)  # config/policy.yaml's default
             bench_node(ckpt, seconds, args.threads, 0.0)  # baseline: inference at the timer tick
+        if not args.no_image_load:
+            img = ROOT / "checkpoints" / "sim_reach_image_dp"
+            if img.is_dir():
+                for threaded in (False, True, False, True):  # baseline, candidate, alternated
+                    bench_node(img, seconds, args.threads, 0.0, image=True, inference_thread=threaded)
+            else:
+                print(f"[4] skipped: {img} not found")
         if args.handover_checkpoint:
             bench_handover(pathlib.Path(args.handover_checkpoint), 3 if args.quick else 5, float("nan"), -1)
         elif not args.no_handover:

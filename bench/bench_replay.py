@@ -7,8 +7,8 @@ organized tabletop clouds (19,200 points, camera frame + /tf_static) at 10 Hz, j
 (1024 points, 10 denoising steps), untrained weights (speed does not depend on training).
 
 Printed, all measured in this run:
-- ours: stepped replay (decode -> preprocess_cloud -> observation history -> predict_action_chunk
-  for every cloud, in-process) -> speed factor = bag sensor seconds / wall seconds, with
+- ours: stepped replay (decode -> preprocess_cloud -> policy_node's PolicyRunner ticked on the
+  bag's clock, in-process) -> speed factor = bag sensor seconds / wall seconds, with
   preprocess and inference p50/p99;
 - baseline: the same bag played with recorded timing by bag_player (what `ros2 bag play` does,
   i.e. what realtime evaluation is bounded by) -> its speed factor (~1.0x).
@@ -74,9 +74,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     from dp_eval.core.config import EvalConfig
     from dp_eval.core.metrics import latency_stats
-    from dp_eval.core.stepped import run_stepped
     from dp_eval.core.synthetic import make_checkpoint
     from dp_eval.episodes import load_bag
+    from dp_eval.stepped import run_stepped
     from dp_eval.synthetic_bag import write_synthetic_bag
 
     with tempfile.TemporaryDirectory(prefix="bench_replay_") as tmp:

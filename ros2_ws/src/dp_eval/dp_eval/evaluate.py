@@ -8,9 +8,11 @@ Examples::
 
 Modes:
   stepped   (default) deterministic, as fast as possible: every recorded cloud goes through the
-            perception core and the policy core in this process, in bag order (same bag +
-            checkpoint + seed -> identical chunks). Image Diffusion Policy checkpoints replay the
-            image topic (image_topic, default camera/image) the way policy_node converts it.
+            perception core, and clouds + joint states drive policy_node's own tick
+            (dp_policy.core.runner.PolicyRunner) on a simulated node clock, in bag order (same bag +
+            checkpoint + seed -> identical chunks, the same policy_node makes on /clock). Image
+            Diffusion Policy checkpoints replay the image topic (image_topic, default camera/image)
+            the way policy_node converts it.
   realtime  plays the bag with /clock into the real perception_node and policy_node (separate
             processes, use_sim_time) and records their outputs; needs the built workspace.
 
@@ -119,8 +121,8 @@ def run(args: argparse.Namespace) -> dict:
     """Runs the evaluation described by parsed CLI args; returns the summary."""
     from dp_common.bags import BagWriter
     from dp_eval.core.report import write_report
-    from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint, run_stepped
     from dp_eval.episodes import load_bag
+    from dp_eval.stepped import frame_topic_of, is_image_checkpoint, run_stepped
     from dp_policy.core.threads import single_threaded_numpy_blas
 
     single_threaded_numpy_blas()  # numpy's spinning BLAS workers would contend with torch's

@@ -44,7 +44,7 @@ def _policy_config(checkpoint):
 def node_specs(checkpoint, bag: BagData, cfg: EvalConfig, seed: int):
     """NodeSpecs of perception_node and policy_node for replaying `bag` with `checkpoint`."""
     from dp_common.launcher import NodeSpec
-    from dp_eval.core.stepped import resolve_transform
+    from dp_eval.stepped import resolve_transform
 
     pc = _policy_config(checkpoint)
     perception = {k: v for k, v in dict(pc.perception).items() if v is not None}

@@ -35,10 +35,12 @@ def write_synthetic_bag(
     gap_s: float = 2.0,
     typestore=None,
     images: bool = False,
+    t0_s: float = 1.0,
 ) -> dict:
     """Writes a synthetic demonstration bag; returns a description (topics, counts, transform).
 
-    Times: episode e starts at 1 + e * (episode_s + gap_s) s; messages are stamped with their
+    Times: episode e starts at t0_s + e * (episode_s + gap_s) s (an epoch-scale t0_s gives stamps
+    that float seconds cannot hold exactly); messages are stamped with their
     sensor time, which is also the bag time. ``images``: also ``camera/image``, the same camera's
     (height, width) colors as bgr8 (as many RGB-D drivers publish them), stamped with the cloud.
     """
@@ -62,7 +64,7 @@ def write_synthetic_bag(
         w.write("robot_description", 0, String(data="<robot name='panda'/>"))
         msgs: list[tuple[int, str, object]] = []
         for e in range(episodes):
-            t_start = 1.0 + e * (episode_s + gap_s)
+            t_start = t0_s + e * (episode_s + gap_s)
             n_j = int(round(episode_s * joint_hz)) + 1
             tj = np.arange(n_j) / joint_hz
             for t, q in zip(tj, joint_trajectory(tj, e), strict=True):
@@ -89,8 +91,9 @@ def write_synthetic_bag(
                 status = json.dumps({"seed": 100 + e, "time": round(float(t), 3), "success": False})
                 msgs.append((t_start + t, "sim/episode_status", String(data=status)))
         msgs.sort(key=lambda m: m[0])
-        tf_msg = build_tf([build_transform(s_to_ns(0.5), "world", CAMERA_FRAME, transform, types)], types)
-        w.write("/tf_static", s_to_ns(0.5), tf_msg)
+        tf_ns = s_to_ns(t0_s - 0.5)
+        tf_msg = build_tf([build_transform(tf_ns, "world", CAMERA_FRAME, transform, types)], types)
+        w.write("/tf_static", tf_ns, tf_msg)
         for t, topic, msg in msgs:
             w.write(topic, s_to_ns(t), msg)
             counts[topic] = counts.get(topic, 0) + 1

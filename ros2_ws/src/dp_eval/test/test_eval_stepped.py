@@ -10,10 +10,10 @@ import torch
 from rosbags.highlevel import AnyReader
 
 from dp_eval.core.config import EvalConfig
-from dp_eval.core.stepped import run_stepped
 from dp_eval.core.synthetic import joint_trajectory, make_checkpoint
 from dp_eval.episodes import load_bag
 from dp_eval.evaluate import main
+from dp_eval.stepped import run_stepped
 from dp_eval.synthetic_bag import write_synthetic_bag
 
 
@@ -97,7 +97,7 @@ def test_stepped_image_policy_replays_the_image_topic(tmp_path, capsys):
     """An image Diffusion Policy checkpoint replays camera/image (bgr8 here) as policy_node would:
     converted to RGB and fitted to the checkpoint's image shape, same history and seeding as clouds.
     Compared in one report with a DP3 checkpoint on the same bag."""
-    from dp_eval.core.stepped import frame_topic_of, is_image_checkpoint
+    from dp_eval.stepped import frame_topic_of, is_image_checkpoint
     from dp_policy.core import Policy
     from dp_policy.core.resize import fit_image
 

@@ -187,9 +187,9 @@ class Graph:
         stamp = (self.now_ns - 20_000_000) * 1e-9
         kw.setdefault("stamp", stamp)
         self.send(**kw)
-        n0, ticks0, id0 = len(self.chunks), self.node.timer_ticks, self.node.chunk_id
+        n0, ticks0, id0 = len(self.chunks), self.node.ticks_done, self.node.chunk_id
         self.set_clock(self.now_ns)
-        assert spin_until(self.ex, lambda: self.node.timer_ticks > ticks0, timeout_s=10), "timer did not fire"
+        assert spin_until(self.ex, lambda: self.node.ticks_done > ticks0, timeout_s=10), "tick did not finish"
         if self.node.chunk_id > id0:  # published in that timer callback: wait for delivery
             assert spin_until(self.ex, lambda: len(self.chunks) > n0, timeout_s=5), "chunk not delivered"
         return self.chunks[n0:], stamp
@@ -328,7 +328,7 @@ def test_policy_node_refuses_checkpoint_with_other_num_points(rclpy_context, tmp
         a, b = np.reshape(prev.data, (15, 3)), np.reshape(new.data, (15, 3))
         np.testing.assert_allclose(b[:2], a[shift : shift + 2], atol=1e-4)
         # The perception node reports another num_points than the checkpoint: refused outright.
-        g.node.apply_perception_params({"num_points": 64, "target_frame": "world", "voxel_size": 0.0})
+        g.node.perception_check.apply({"num_points": 64, "target_frame": "world", "voxel_size": 0.0})
         chunks, _ = g.step(points=cloud_of(2.0, 32))
         assert not chunks and "refusing: num_points" in g.status().message
     finally:
@@ -361,7 +361,7 @@ def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
             g.set_clock(tick)
             assert spin_until(g.ex, lambda t0=ticks0: g.node.timer_ticks > t0, timeout_s=10), "no tick"
             assert len(g.chunks) == n0  # nothing at the tick itself...
-            assert g.node._waiting_since is not None, g.status().message
+            assert g.node.sync.waiting_since is not None, g.status().message
             # ...the next cloud (19 ms after the tick) triggers inference
             g.set_clock(tick + 19 * ms)
             g.send((tick + 9 * ms) * 1e-9)
@@ -375,7 +375,7 @@ def test_policy_node_camera_sync_and_delta_actions(rclpy_context, tmp_path):
             want = expected_chunk(policy, [stamps[-4], s_new], c.chunk_id) + q_of(s_new)
             np.testing.assert_allclose(np.reshape(c.data, (15, 3)), want, atol=1e-5)
             # the cloud's arrival cleared the wait; the following clouds do not trigger more chunks
-            assert g.node._waiting_since is None
+            assert g.node.sync.waiting_since is None
         assert g.node.diag.counter("sync waits expired (no cloud by the next tick)") == 0
         assert len(g.chunks) == 6
     finally:
@@ -435,9 +435,9 @@ def test_policy_node_image_policy(rclpy_context, tmp_path):
         msg.header.stamp = ns_to_stamp(s_to_ns(stamp))
         img_pub.publish(msg)
         assert spin_until(g.ex, lambda: g.node.clouds_received > n_img, timeout_s=10)
-        n0, ticks0 = len(g.chunks), g.node.timer_ticks
+        n0, ticks0 = len(g.chunks), g.node.ticks_done
         g.set_clock(g.now_ns)
-        assert spin_until(g.ex, lambda: g.node.timer_ticks > ticks0, timeout_s=10)
+        assert spin_until(g.ex, lambda: g.node.ticks_done > ticks0, timeout_s=10)
         if g.node.chunk_id > len(g.chunks):
             assert spin_until(g.ex, lambda: len(g.chunks) > n0, timeout_s=5)
         return g.chunks[n0:], stamp
@@ -504,3 +504,99 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
         load_policy(str(bad), "cpu")
     with pytest.raises(CheckpointError, match="empty"):
         load_policy("", "cpu")
+
+
+class SlowPolicy:
+    """A real Policy whose forward pass also sleeps `delay_s` (a CPU where inference takes ~100 ms).
+
+    Records how many joint states the node had received before and after each forward pass.
+    """
+
+    def __init__(self, policy, delay_s=0.08):
+        self._policy, self.delay_s = policy, delay_s
+        self.node = None
+        self.received: list[tuple[int, int]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def predict_action_chunk(self, obs, **kw):
+        import time
+
+        before = self.node.joint_states_received if self.node else -1
+        time.sleep(self.delay_s)
+        out = self._policy.predict_action_chunk(obs, **kw)
+        if self.node is not None:
+            self.received.append((before, self.node.joint_states_received))
+        return out
+
+
+def test_policy_node_serves_joint_states_while_the_model_runs(rclpy_context, tmp_path):
+    """The issue's load: 640x480 bgr8 camera at 30 Hz, joint states at 100 Hz, a forward pass of
+    ~80 ms at 10 Hz (wall clock). Inference runs on a worker thread, so the executor keeps taking
+    joint states meanwhile; no tick is refused for a missing joint state at the image stamp, and
+    every tick that started an inference publishes its chunk."""
+    import threading
+    import time
+
+    from sensor_msgs.msg import Image
+
+    from dp_policy.policy_node import PolicyNode
+
+    ckpt = make_image_checkpoint(tmp_path / "img")
+    slow = SlowPolicy(Policy.from_checkpoint(ckpt, warmup=False))
+    params = {"checkpoint": str(ckpt), "autostart": True, "warmup_iters": 1, "num_threads": 1,
+              "seed": SEED, "publish_markers": False}  # fmt: skip
+    node = PolicyNode(
+        policy=slow,
+        context=rclpy_context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+    )
+    slow.node = node
+    probe = Node("load_probe", context=rclpy_context)
+    img_pub = probe.create_publisher(Image, "camera/image", reliable_qos(2))
+    js_pub = probe.create_publisher(JointState, "joint_states", reliable_qos(50))
+    chunks: list[ActionChunk] = []
+    probe.create_subscription(ActionChunk, "dp/action_chunk", chunks.append, chunk_qos())
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    ex.add_node(probe)
+    stop = threading.Event()
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8).tobytes()
+
+    def sensors():  # camera at 30 Hz, robot at 100 Hz, stamped with the (wall) node clock
+        k = 0
+        while not stop.is_set():
+            now = node.get_clock().now().to_msg()
+            js = JointState(name=JOINTS, position=[0.1, 0.2, 0.3])
+            js.header.stamp = now
+            js_pub.publish(js)
+            if k % 3 == 0:
+                img = Image(height=480, width=640, encoding="bgr8", step=640 * 3, data=frame)
+                img.header.stamp = now
+                img_pub.publish(img)
+            k += 1
+            time.sleep(0.01)
+
+    try:
+        assert spin_until(
+            ex, lambda: img_pub.get_subscription_count() >= 1 and js_pub.get_subscription_count() >= 1
+        )
+        thread = threading.Thread(target=sensors, daemon=True)
+        thread.start()
+        assert spin_until(ex, lambda: node.chunk_id >= 8, timeout_s=30), node.diag.build_status().message
+        stop.set()
+        thread.join()
+        assert spin_until(ex, lambda: len(chunks) == node.chunk_id, timeout_s=5)
+    finally:
+        stop.set()
+        ex.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+    assert node.diag.counter("no chunk (joint_state_unavailable)") == 0
+    assert node.diag.counter("no chunk (inference_error)") == 0
+    # Every forward pass (after warm-up) ended in a published chunk ...
+    assert len(slow.received) == node.chunk_id
+    # ... and the executor kept receiving joint states while it ran (it would be frozen if the
+    # forward pass ran in the timer callback).
+    assert all(after > before for before, after in slow.received), slow.received

@@ -1,18 +1,13 @@
-"""Stamps as integer nanoseconds: the one representation dp stores and compares.
-
-Float seconds lose ~0.2 us at today's epoch times, so a chunk stamped through floats no longer
-matches its cloud exactly. Convert to float seconds only for arithmetic on durations.
-"""
+"""Message stamps (builtin_interfaces/Time) <-> integer nanoseconds (see ``dp_common.core.time``)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from dp_common.core.time import NS_PER_S, ns_to_s, s_to_ns
 from dp_common.msgs.types import ROS, MsgTypes
 
-NS_PER_S = 1_000_000_000
+__all__ = ["NS_PER_S", "make_header", "now_ns", "ns_to_s", "ns_to_stamp", "s_to_ns", "stamp_to_ns"]
 
 
 def stamp_to_ns(stamp) -> int:
@@ -33,18 +28,6 @@ def ns_to_stamp(ns: int, types: MsgTypes = ROS):
 def make_header(ns: int, frame_id: str = "", types: MsgTypes = ROS):
     """std_msgs/Header with stamp `ns` (integer ns) and `frame_id`."""
     return types["std_msgs/msg/Header"](stamp=ns_to_stamp(ns, types), frame_id=frame_id)
-
-
-def s_to_ns(t_s: float) -> int:
-    """Float seconds -> integer ns (nearest), for times computed as durations."""
-    if not math.isfinite(t_s):
-        raise ValueError(f"time must be finite. Got {t_s}")
-    return int(round(t_s * NS_PER_S))
-
-
-def ns_to_s(ns: int) -> float:
-    """Integer ns -> float seconds (for duration arithmetic only)."""
-    return ns * 1e-9
 
 
 def now_ns(node) -> int:

@@ -48,6 +48,14 @@ class EvalConfig:
     step_tolerance_s: float = param(
         "Older observation steps must be within this of newest - k*dt, s.", default=0.04
     )
+    sync_wait_s: float = param(
+        "policy_node's camera sync (config/policy.yaml ships 0.05): a tick expecting the next frame "
+        "within this runs on its arrival; 0 = every chunk at a timer tick, s.",
+        default=0.0,
+    )
+    inpaint_rows: int = param(
+        "policy_node's inpaint_rows (rows continuing the previous chunk); 0 = off.", default=0
+    )
     joint_tolerance_s: float = param("A cloud may be this far after the newest joint state, s.", default=0.05)
     horizon_steps: list[str] = param(
         "Chunk rows (steps ahead of 'now') whose error is reported; 'end' = last.",
@@ -65,7 +73,8 @@ class EvalConfig:
         finite_floats(self, "camera_to_target", 7, "[x, y, z, qx, qy, qz, qw]", allow_empty=True)
         positive(self, "episode_gap_s", unit=" s")
         non_negative(self, "policy_rate_hz", unit=" (0 = 1/dt)", finite=True)
-        non_negative(self, "step_tolerance_s", "joint_tolerance_s", unit=" s")
+        non_negative(self, "step_tolerance_s", "joint_tolerance_s", "sync_wait_s", unit=" s")
+        at_least(self, "inpaint_rows", 0)
         self.horizon_steps = [str(s) for s in self.horizon_steps]
         for s in self.horizon_steps:
             if s != "end" and not (s.isdigit()):

@@ -33,6 +33,7 @@ def make_checkpoint(
     num_inference_steps: int | None = None,
     dt: float = 0.1,
     seed: int = 0,
+    action_space: str = "joint_position",
 ) -> Path:
     """Saves an untrained checkpoint of the policy core for the synthetic scene; returns its path.
 
@@ -40,6 +41,7 @@ def make_checkpoint(
         preset: PolicyConfig preset (simple_dp3 | dp3 | image_dp: a 36x48 RGB camera ``img``).
         num_points: points per cloud (also the perception num_points it records).
         tiny: shrink the network (tests); False keeps the preset's sizes (benchmarks).
+        action_space: ``joint_position`` or ``joint_position_delta`` (targets minus the state).
     """
     import torch
 
@@ -54,6 +56,7 @@ def make_checkpoint(
         "action_dim": 7,
         "joint_names": JOINT_NAMES,
         "dt": dt,
+        "action_space": action_space,
         "perception": pcfg.to_dict(),
         "encoder": {"num_points": num_points},
     }

@@ -3,9 +3,6 @@
 The PointCloud2 byte codec is ``dp_common.core.pointcloud``; quaternions are ``dp_common.core.transforms``.
 """
 
-# Re-exported only for dp_eval.core.stepped until it imports dp_common.core.transforms (then remove).
-from dp_common.core.transforms import quaternion_to_matrix
-
 from .config import PerceptionConfig
 from .errors import CloudFormatError, PerceptionError
 from .preprocess import preprocess_cloud, transform_crop
@@ -15,6 +12,5 @@ __all__ = [
     "PerceptionConfig",
     "PerceptionError",
     "preprocess_cloud",
-    "quaternion_to_matrix",
     "transform_crop",
 ]

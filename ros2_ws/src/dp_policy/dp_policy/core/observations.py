@@ -7,7 +7,8 @@ The policy was trained on observations spaced by its ``dt`` (not by the camera p
 time the history is aligned to sensor stamps, as Diffusion Policy's real-robot loop does: the
 newest cloud is "now" (observation index ``n_obs_steps - 1``) and, for each older step k, the
 cloud whose stamp is closest to ``newest - k * dt`` (within ``step_tolerance_s``). The joint
-state of every step is the joint state at that cloud's stamp (interpolated between samples)::
+state of every step is the joint state at that cloud's stamp (interpolated between samples).
+Stamps are integer nanoseconds (``*_ns``); the tolerances are float seconds (durations)::
 
     clouds at 30 Hz:   c  c  c  c  c  c  c  c  c  c  c  c         (stamps, s)
                        |<------- dt = 0.1 s ----->|     |
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dp_common.core.joint_states import JointStateBuffer, MissingJointsError
+from dp_common.core.time import ns_to_s, s_to_ns
 
 # Reasons an observation cannot be built (stable strings: used as diagnostics keys and in tests).
 NO_CLOUD = "no_cloud"
@@ -55,7 +57,7 @@ class ObservationError(ValueError):
 
 @dataclass
 class ObsHistoryConfig:
-    """How deployment observations are gathered. Times in seconds of the node clock.
+    """How deployment observations are gathered. Durations in seconds of the node clock.
 
     Attributes:
         n_obs_steps: observation steps the policy takes (checkpoint).
@@ -124,7 +126,7 @@ class Observation:
     """One policy input.
 
     Attributes:
-        stamps: (n_obs_steps,) cloud stamps, s, oldest first; ``stamps[-1]`` is "now".
+        stamps: (n_obs_steps,) int64 cloud stamps, ns, oldest first; ``stamps[-1]`` is "now".
         point_cloud: (n_obs_steps, N, 3|6) float32 clouds, or (n_obs_steps, H, W, 3) uint8 images
             when ``obs_key`` is a camera key.
         agent_pos: (n_obs_steps, D) float32 joint positions in ``joint_names`` order.
@@ -137,14 +139,14 @@ class Observation:
     obs_key: str = "point_cloud"
 
     @property
-    def stamp(self) -> float:
-        """Stamp of the newest step (the chunk's "now"), s."""
-        return float(self.stamps[-1])
+    def stamp_ns(self) -> int:
+        """Stamp of the newest step (the chunk's "now"), integer ns."""
+        return int(self.stamps[-1])
 
     @property
-    def key(self) -> tuple[float, ...]:
-        """Identity of the history (its cloud stamps)."""
-        return tuple(float(s) for s in self.stamps)
+    def key(self) -> tuple[int, ...]:
+        """Identity of the history (its cloud stamps, ns)."""
+        return tuple(int(s) for s in self.stamps)
 
     def as_policy_input(self) -> dict[str, np.ndarray]:
         """The dict ``Policy.predict_action_chunk`` takes."""
@@ -206,9 +208,9 @@ class ObservationHistory:
 
     def __init__(self, cfg: ObsHistoryConfig):
         self.cfg = cfg
-        self._stamps: list[float] = []
+        self._stamps: list[int] = []
         self._clouds: list[np.ndarray] = []
-        self.last_key: tuple[float, ...] | None = None
+        self.last_key: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self._stamps)
@@ -219,8 +221,8 @@ class ObservationHistory:
         return "image" if self.cfg.is_image else "cloud"
 
     @property
-    def newest_stamp(self) -> float | None:
-        """Stamp of the newest kept cloud, s (None when empty)."""
+    def newest_stamp_ns(self) -> int | None:
+        """Stamp of the newest kept cloud, ns (None when empty)."""
         return self._stamps[-1] if self._stamps else None
 
     def clear(self) -> None:
@@ -229,58 +231,60 @@ class ObservationHistory:
         self._clouds.clear()
         self.last_key = None
 
-    def add_cloud(self, stamp_s: float, points: np.ndarray, now_s: float) -> None:
-        """Validates and stores one cloud.
+    def add_cloud(self, stamp_ns: int, points: np.ndarray, now_ns: int) -> None:
+        """Validates and stores one cloud (or image).
 
         Args:
-            stamp_s: acquisition stamp, s.
-            points: (N, 3|6) points.
-            now_s: current node-clock time, s.
+            stamp_ns: acquisition stamp, integer ns.
+            points: (N, 3|6) points, or an (H, W, 3) uint8 image.
+            now_ns: current node-clock time, integer ns.
 
         Raises:
             ObservationError: BAD_CLOUD (shape / count / NaN), FUTURE (stamped more than
                 future_tolerance_s after now) or STALE (older than obs_timeout_s). Nothing is
                 stored in that case.
         """
-        if not math.isfinite(stamp_s):
-            raise ObservationError(f"{self.noun} stamp is not finite: {stamp_s}", BAD_CLOUD)
+        if isinstance(stamp_ns, bool) or not isinstance(stamp_ns, int | np.integer):
+            raise ObservationError(f"{self.noun} stamp must be integer ns. Got {stamp_ns!r}", BAD_CLOUD)
+        stamp_ns = int(stamp_ns)
         if self.cfg.is_image:
             pts = check_image(points, self.cfg.image_shape)
         else:
             pts = check_cloud(points, self.cfg.num_points, self.cfg.point_channels)
-        self._check_age(stamp_s, now_s)
-        k = bisect.bisect_right(self._stamps, stamp_s)
-        if k > 0 and self._stamps[k - 1] == stamp_s:
+        self._check_age(stamp_ns, now_ns)
+        k = bisect.bisect_right(self._stamps, stamp_ns)
+        if k > 0 and self._stamps[k - 1] == stamp_ns:
             self._clouds[k - 1] = pts  # same stamp again: keep the newer message
         else:
-            self._stamps.insert(k, stamp_s)
+            self._stamps.insert(k, stamp_ns)
             self._clouds.insert(k, pts)
         self._trim()
 
-    def _check_age(self, stamp_s: float, now_s: float) -> None:
-        if stamp_s - now_s > self.cfg.future_tolerance_s:
+    def _check_age(self, stamp_ns: int, now_ns: int) -> None:
+        if stamp_ns - now_ns > s_to_ns(self.cfg.future_tolerance_s):
             raise ObservationError(
-                f"{self.noun} stamped {stamp_s - now_s:.3f} s in the future (tolerance "
+                f"{self.noun} stamped {ns_to_s(stamp_ns - now_ns):.3f} s in the future (tolerance "
                 f"{self.cfg.future_tolerance_s:.3f} s): unsynchronized clocks?",
                 FUTURE,
             )
-        if now_s - stamp_s > self.cfg.obs_timeout_s:
+        if now_ns - stamp_ns > s_to_ns(self.cfg.obs_timeout_s):
             raise ObservationError(
-                f"newest {self.noun} is {now_s - stamp_s:.3f} s old "
+                f"newest {self.noun} is {ns_to_s(now_ns - stamp_ns):.3f} s old "
                 f"(obs_timeout_s {self.cfg.obs_timeout_s:.3f} s)",
                 STALE,
             )
 
     def _trim(self) -> None:
         newest = self._stamps[-1]
-        keep_from = newest - self.cfg.history_span_s - self.cfg.step_tolerance_s - self.cfg.obs_timeout_s
+        span_s = self.cfg.history_span_s + self.cfg.step_tolerance_s + self.cfg.obs_timeout_s
+        keep_from = newest - s_to_ns(span_s)
         k = bisect.bisect_left(self._stamps, keep_from)
         k = max(k, len(self._stamps) - self.cfg.max_clouds)
         if k > 0:
             del self._stamps[:k]
             del self._clouds[:k]
 
-    def select(self, now_s: float) -> list[int]:
+    def select(self, now_ns: int) -> list[int]:
         """Indices of the clouds of the newest complete history, oldest first.
 
         Raises:
@@ -289,14 +293,15 @@ class ObservationHistory:
         if not self._stamps:
             raise ObservationError(f"no {self.noun} received yet", NO_CLOUD)
         # Clouds beyond the future tolerance (e.g. after the clock jumped back) are never used.
-        last = bisect.bisect_right(self._stamps, now_s + self.cfg.future_tolerance_s) - 1
+        last = bisect.bisect_right(self._stamps, now_ns + s_to_ns(self.cfg.future_tolerance_s)) - 1
         if last < 0:
-            self._check_age(self._stamps[0], now_s)  # raises FUTURE
+            self._check_age(self._stamps[0], now_ns)  # raises FUTURE
         newest = self._stamps[last]
-        self._check_age(newest, now_s)
+        self._check_age(newest, now_ns)
         chosen = [last]
+        tol_ns = s_to_ns(self.cfg.step_tolerance_s)
         for k in range(1, self.cfg.n_obs_steps):
-            target = newest - k * self.cfg.dt
+            target = newest - s_to_ns(k * self.cfg.dt)
             hi = chosen[-1]  # strictly older than the step after it
             j = bisect.bisect_left(self._stamps, target, 0, hi)
             best = None
@@ -305,8 +310,8 @@ class ObservationHistory:
                     err = abs(self._stamps[cand] - target)
                     if best is None or err < abs(self._stamps[best] - target):
                         best = cand
-            if best is None or abs(self._stamps[best] - target) > self.cfg.step_tolerance_s:
-                have = "none" if best is None else f"{self._stamps[best] - target:+.3f} s"
+            if best is None or abs(self._stamps[best] - target) > tol_ns:
+                have = "none" if best is None else f"{ns_to_s(self._stamps[best] - target):+.3f} s"
                 raise ObservationError(
                     f"no {self.noun} within {self.cfg.step_tolerance_s:.3f} s of observation step -{k} "
                     f"(newest - {k} x dt {self.cfg.dt:.3f} s; closest {have}): history incomplete "
@@ -318,7 +323,7 @@ class ObservationHistory:
 
     def build(
         self,
-        now_s: float,
+        now_ns: int,
         joints: JointStateBuffer,
         joint_names: Sequence[str],
         *,
@@ -327,8 +332,8 @@ class ObservationHistory:
         """Builds the newest complete observation history.
 
         Args:
-            now_s: current node-clock time, s.
-            joints: merged joint states.
+            now_ns: current node-clock time, integer ns.
+            joints: merged joint states (stamped in float s: interpolation only).
             joint_names: agent_pos order (the checkpoint's joint names).
             skip_unchanged: raise UNCHANGED when the history equals the last `mark_used` one.
 
@@ -339,15 +344,16 @@ class ObservationHistory:
             ObservationError: NO_CLOUD, STALE, FUTURE, INCOMPLETE, UNCHANGED, MISSING_JOINTS or
                 JOINT_STATE_UNAVAILABLE (no joint state at a cloud's stamp).
         """
-        idx = self.select(now_s)
-        stamps = np.array([self._stamps[i] for i in idx], dtype=np.float64)
-        if skip_unchanged and self.last_key is not None and tuple(stamps.tolist()) == self.last_key:
+        idx = self.select(now_ns)
+        stamps = np.array([self._stamps[i] for i in idx], dtype=np.int64)
+        if skip_unchanged and self.last_key is not None and tuple(int(v) for v in stamps) == self.last_key:
             raise ObservationError(f"no new {self.noun} since the last chunk", UNCHANGED)
         agent_pos = np.empty((len(idx), len(joint_names)), dtype=np.float32)
-        for row, t in enumerate(stamps):
+        for row, t_ns in enumerate(stamps):
+            t = ns_to_s(int(t_ns))
             try:
                 agent_pos[row] = joints.at(
-                    float(t), joint_names, interpolate=True, max_extrapolation_s=self.cfg.joint_tolerance_s
+                    t, joint_names, interpolate=True, max_extrapolation_s=self.cfg.joint_tolerance_s
                 )
             except MissingJointsError as exc:
                 raise ObservationError(str(exc), MISSING_JOINTS) from exc
