@@ -24,6 +24,8 @@ import random
 import sys
 import time
 
+from dp_sim.core.tasks import TASKS, get_task
+
 REPO = pathlib.Path(__file__).resolve().parents[4]
 DEFAULT_CHECKPOINT = REPO / "checkpoints" / "sim_reach_dp3"
 
@@ -95,9 +97,10 @@ class EpisodeManager:
         self.last_command_wall = time.monotonic()
         if msg.points and self.joint_names:
             order = {name: i for i, name in enumerate(msg.joint_names)}
-            if all(j in order for j in self.joint_names):
+            if any(j in order for j in self.joint_names):  # joint_states also carry the fingers
                 p = msg.points[0].positions
-                self.commanded.append((self.now(), [p[order[j]] for j in self.joint_names]))
+                row = [p[order[j]] if j in order else float("nan") for j in self.joint_names]
+                self.commanded.append((self.now(), row))
 
     def _on_chunk(self, msg) -> None:
         self.chunks += 1
@@ -232,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring)."""
     ap = argparse.ArgumentParser(description="closed-loop evaluation of a policy in the simulator")
     ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="policy checkpoint directory")
+    ap.add_argument("--task", default="reach", choices=list(TASKS), help="simulated task (dp_sim.core.tasks)")
     ap.add_argument("--episodes", type=int, default=5, help="number of seeded episodes")
     ap.add_argument(
         "--seed-start",
@@ -239,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         default=10000,
         help="first episode seed (the shipped model was trained on seeds < 10000)",
     )
-    ap.add_argument("--episode-timeout", type=float, default=10.0, help="simulated seconds per episode")
+    ap.add_argument(
+        "--episode-timeout",
+        type=float,
+        default=None,
+        help="simulated seconds per episode (default: the task's)",
+    )
     ap.add_argument(
         "--real-time-factor",
         type=float,
@@ -259,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         "--startup-timeout", type=float, default=180.0, help="wall seconds for the nodes to come up"
     )
     args = ap.parse_args(argv)
+    if args.episode_timeout is None:
+        args.episode_timeout = get_task(args.task).timeout_s
 
     ckpt = pathlib.Path(args.checkpoint)
     if not (ckpt / "config.json").is_file():
@@ -284,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             f"real_time_factor:={args.real_time_factor}",
             f"backend:={args.backend}",
             f"seed:={args.seed_start}",
+            f"task:={args.task}",
             f"handover:={args.handover}",
             f"policy_rate_hz:={args.policy_rate_hz}",
             "autostart:=false",

@@ -3,6 +3,7 @@
 Example::
 
     python -m dp_sim.make_dataset --out data/sim_reach.zarr --episodes 100 --seed-start 0
+    python -m dp_sim.make_dataset --task lift --out data/sim_lift.zarr --episodes 100
     python -m dp_sim.make_dataset --out data/bimodal.zarr --episodes 100 --set variant=bimodal \\
         --perception num_points=1024 use_rgb=true
 
@@ -146,6 +147,15 @@ def resize_zarr_images(path: str | Path, shape: tuple[int, int], key: str = "img
                        "image_resize": "dp_policy.image_conversion.fit_image"})  # fmt: skip
 
 
+def add_task_argument(ap: argparse.ArgumentParser) -> None:
+    """`--task` (eval_expert, make_dataset, closed_loop): one of the task registry's names."""
+    from dp_sim.core.tasks import TASKS
+
+    ap.add_argument(
+        "--task", default=None, choices=list(TASKS), help="task (default: the sim config's, i.e. reach)"
+    )
+
+
 def add_image_shape_argument(ap: argparse.ArgumentParser) -> None:
     """``--image-shape H W`` (make_dataset and bag_to_zarr): how data/img is sized."""
     ap.add_argument(
@@ -163,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point (console script `make_dataset`)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", required=True, help="output zarr directory (overwritten)")
+    add_task_argument(ap)
     ap.add_argument("--episodes", type=int, default=100, help="number of episodes (seeds)")
     ap.add_argument("--seed-start", type=int, default=0, help="first seed; seeds are consecutive")
     ap.add_argument("--sim-config", default=str(DEFAULT_SIM_YAML), help="ROS params yaml")
@@ -175,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--perception", nargs="*", default=[], help="PerceptionConfig overrides")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")
-    ap.add_argument("--max-steps", type=int, default=100)
+    ap.add_argument(
+        "--max-steps", type=int, default=None, help="steps before giving up (default: task timeout / dt)"
+    )
     ap.add_argument("--hold-steps", type=int, default=3)
     ap.add_argument("--keep-failures", action="store_true")
     ap.add_argument("--images", action="store_true", help="also store data/img (T,H,W,3) uint8 RGB")
@@ -184,9 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        sim_cfg = build_sim_config(args.sim_config, parse_overrides(args.set))
+        overrides = parse_overrides(args.set)
+        if args.task:
+            overrides["task"] = args.task
+        sim_cfg = build_sim_config(args.sim_config, overrides)
         expert_cfg = ExpertConfig(**parse_overrides(args.expert))
-        ep_cfg = EpisodeConfig(args.dt, args.max_steps, args.hold_steps, args.keep_failures)
+        max_steps = args.max_steps or int(round(sim_cfg.timeout_s / args.dt))
+        ep_cfg = EpisodeConfig(args.dt, max_steps, args.hold_steps, args.keep_failures)
         preprocess, perception_dict = perception_preprocessor(
             perception_overrides(args.perception_config, args.perception)
         )
