@@ -220,7 +220,8 @@ def plot_traces(results: list[dict], joint_names: list[str], path: pathlib.Path)
                 q = np.array([a[1] for a in tr["commanded"]])
                 ax.plot(t, q[:, j], "--", label="commanded (control)", lw=1.0)
             if c == 0:
-                ax.set_ylabel(f"{joint_names[j] if joint_names else j}\n[rad]", fontsize=7)
+                unit = "m" if joint_names and "finger" in joint_names[j] else "rad"
+                ax.set_ylabel(f"{joint_names[j] if joint_names else j}\n[{unit}]", fontsize=7)
             if j == 0:
                 ax.set_title(f"seed {res['seed']}: {'success' if res['success'] else 'failure'}", fontsize=9)
             ax.tick_params(labelsize=6)

@@ -138,12 +138,15 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
         probe.destroy_node()
 
 
-def test_sim_node_expert_drive_reaches_success(rclpy_context):
+@pytest.mark.parametrize("task,max_time", [("reach", 5.0), ("lift", 8.0)])
+def test_sim_node_expert_drive_reaches_success(rclpy_context, task, max_time):
     sim = SimNode(
         context=rclpy_context,
-        parameter_overrides=_overrides(expert_drive=True, cloud_frame="world", publish_image=False),
+        parameter_overrides=_overrides(
+            task=task, expert_drive=True, cloud_frame="world", publish_image=False
+        ),
     )
-    probe = Node("sim_probe2", context=rclpy_context)
+    probe = Node(f"sim_probe2_{task}", context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(sim)
     ex.add_node(probe)
@@ -157,7 +160,8 @@ def test_sim_node_expert_drive_reaches_success(rclpy_context):
         assert spin_until(ex, lambda: status and status[-1]["success"], timeout_s=30)
         assert len(commands) >= 5
         assert points and points[-1].header.frame_id == "world"
-        assert status[-1]["success_time"] < 5.0
+        assert status[-1]["success_time"] < max_time
+        assert len(commands[-1].name) == (8 if task == "lift" else 7)
     finally:
         ex.shutdown()
         sim.destroy_node()

@@ -15,8 +15,8 @@ hand turns to the cube's nearest face yaw on the way down):
 The action is 8 values: 7 absolute arm joint targets + the per-finger opening (m) of
 `panda_finger_joint1`. In place_bimodal the tray is drawn per episode from the seed.
 
-Measured with `python -m dp_sim.eval_expert --task <t> --episodes 200` (seeds 0-199): see the
-dp_sim README / eval_expert docstring for the figures.
+Success over seeds 0-199 (`python -m dp_sim.eval_expert --task <t> --episodes 200`): lift, place and
+place_bimodal 200/200 each (figures in dp_sim.eval_expert's docstring and the README).
 """
 
 from __future__ import annotations
