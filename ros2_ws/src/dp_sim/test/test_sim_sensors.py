@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dp_sim.core import SimConfig, SimScene
-from dp_sim.core.sensors import corrupt_depth, discontinuity_mask
+from dp_sim.core.sensors import corrupt_depth, discontinuity_mask, set_mujoco_camera
 
 
 @pytest.mark.parametrize("z", [0.5, 1.0, 2.0])
@@ -74,10 +74,7 @@ def test_scene_realism_on_for_manipulation_off_for_reach():
         # the jittered camera really moved the image: the clean cloud differs from the nominal one
         lift.reset(6)
         jittered = lift.render(rgb=False, noise=False)["depth"]
-        lift.model.cam_pos[lift._cam_id] = lift.nominal_camera[:3, 3]
-        quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, (lift.nominal_camera[:3, :3] @ np.diag([1.0, -1.0, -1.0])).ravel())
-        lift.model.cam_quat[lift._cam_id] = quat
+        set_mujoco_camera(lift.model, lift._cam_id, lift.nominal_camera)
         mujoco.mj_forward(lift.model, lift.data)
         nominal = lift.render(rgb=False, noise=False)["depth"]
         assert np.abs(jittered - nominal).max() > 0.01

@@ -106,6 +106,18 @@ def test_lifted_cube_stays_in_the_hand_for_5_s():
         scene.close()
 
 
+def test_a_weak_grasp_slips():
+    """Friction is finite: with a 0.3 N squeeze the same expert cannot lift the 0.1 kg cube."""
+    scene = _scene("lift", gripper_force_n=0.3, episode_timeout_s=6.0)
+    expert = make_expert("lift", kin=scene.kin)
+    try:
+        assert _run_expert(scene, expert, 3) is None
+        assert expert.phase_name == "lift"  # the hand went up ...
+        assert scene.cube_position()[2] < scene.layout.cubes[0, 2] + 0.02  # ... the cube slipped out
+    finally:
+        scene.close()
+
+
 def test_hand_force_limit_and_speed():
     cfg_force = SimConfig(task="lift").gripper_force_n
     scene = _scene("lift")

@@ -32,6 +32,7 @@ from dp_sim.core.robot import (  # noqa: E402
     JOINT_NAMES,
     load_panda,
 )
+from dp_sim.core.sensors import transform_points  # noqa: E402
 from dp_sim.core.tasks import Layout, SuccessMonitor, sample_layout  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -155,17 +156,13 @@ class SimScene:
         d.ctrl[: len(JOINT_NAMES)] = q0
         d.ctrl[self._grip_act] = grip0
         self._place_objects()
-        jit = np.random.default_rng([self.seed, 2])
         self.true_camera = self.nominal_camera
-        if realism and (c.camera_jitter_m > 0 or c.camera_jitter_deg > 0):
+        if realism:  # its own generator: the jitter does not depend on the layout's draws
+            jit = np.random.default_rng([self.seed, 2])
             self.true_camera = sensors.jitter_pose(
                 self.nominal_camera, jit, c.camera_jitter_m, c.camera_jitter_deg
             )
-        cam_rot = self.true_camera[:3, :3] @ np.diag([1.0, -1.0, -1.0])
-        m.cam_pos[self._cam_id] = self.true_camera[:3, 3]
-        quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, np.ascontiguousarray(cam_rot).ravel())
-        m.cam_quat[self._cam_id] = quat
+        sensors.set_mujoco_camera(m, self._cam_id, self.true_camera)
         mujoco.mj_forward(m, d)
         self.monitor.reset()
 
@@ -408,8 +405,3 @@ class SimScene:
             self.close()
         except Exception:  # noqa: BLE001
             pass
-
-
-def transform_points(t: np.ndarray, xyz: np.ndarray) -> np.ndarray:
-    """Apply a (4, 4) transform to (N, 3) points; returns float32."""
-    return (xyz @ t[:3, :3].T.astype(np.float32) + t[:3, 3].astype(np.float32)).astype(np.float32)

@@ -83,6 +83,22 @@ def jitter_pose(
     return out
 
 
+def set_mujoco_camera(model, cam_id: int, t_world_optical: np.ndarray) -> None:
+    """Place MuJoCo camera `cam_id` (a world-body camera) at a world <- optical frame pose (4, 4)."""
+    import mujoco
+
+    rot = np.ascontiguousarray(t_world_optical[:3, :3] @ np.diag([1.0, -1.0, -1.0]))  # optical -> MuJoCo
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, rot.ravel())
+    model.cam_pos[cam_id] = t_world_optical[:3, 3]
+    model.cam_quat[cam_id] = quat
+
+
+def transform_points(t: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    """Apply a (4, 4) transform to (N, 3) points; returns float32."""
+    return (xyz @ t[:3, :3].T.astype(np.float32) + t[:3, 3].astype(np.float32)).astype(np.float32)
+
+
 def backproject(
     depth: np.ndarray, k: np.ndarray, max_depth_m: float, color: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
