@@ -52,7 +52,14 @@ from dp_common.time import sec_to_stamp, stamp_to_sec
 from dp_sim.conversions import cloud_to_msg, image_to_msg
 from dp_sim.core.config import SimConfig
 from dp_sim.core.pick_expert import expert_step, make_expert
-from dp_sim.core.robot import FINGER_JOINTS, GRIPPER_JOINT, GRIPPER_MAX_M, JOINT_NAMES, package_share_dir
+from dp_sim.core.robot import (
+    FINGER_JOINTS,
+    GRIPPER_JOINT,
+    GRIPPER_MAX_M,
+    GRIPPER_TOL_M,
+    JOINT_NAMES,
+    package_share_dir,
+)
 from dp_sim.core.runtime import SimNodeConfig, TrajectoryFollower
 from dp_sim.core.scene import SimScene, transform_points
 
@@ -177,7 +184,11 @@ class SimNode(Node):
 
     def _on_gripper(self, msg: Float64MultiArray) -> None:
         data = list(msg.data)
-        if len(data) != 1 or not np.isfinite(data[0]) or not 0.0 <= data[0] <= GRIPPER_MAX_M:
+        if (
+            len(data) != 1
+            or not np.isfinite(data[0])
+            or not -GRIPPER_TOL_M <= data[0] <= GRIPPER_MAX_M + GRIPPER_TOL_M
+        ):
             self._reject(
                 f"gripper command refused: expected one finite per-finger opening in [0, {GRIPPER_MAX_M}] m "
                 f"({GRIPPER_JOINT} position). Got {data}",

@@ -149,6 +149,9 @@ def test_hand_force_limit_and_speed():
         assert scene.gripper_opening == pytest.approx(GRIPPER_MAX_M - 0.05 * 0.2, abs=2e-3)
         scene.step(1.0)
         assert scene.gripper_opening < 1e-3
+        scene.set_gripper(0.04 + 1e-6)  # float rounding of a learned output: clamped
+        assert scene.gripper_cmd == GRIPPER_MAX_M
+        scene.set_gripper(0.0)
         for bad in (float("nan"), -0.001, 0.05):
             with pytest.raises(ValueError, match="gripper command"):
                 scene.set_gripper(bad)

@@ -28,6 +28,9 @@ FINGER_JOINTS: tuple[str, str] = ("panda_finger_joint1", "panda_finger_joint2")
 # franka_gripper's GripperCommand `position` (it commands width = 2 * position).
 GRIPPER_JOINT = FINGER_JOINTS[0]
 GRIPPER_MAX_M = 0.04
+# Commands this far outside [0, GRIPPER_MAX_M] (float32 rounding of a learned policy's output) are
+# clamped; anything further out is refused.
+GRIPPER_TOL_M = 1e-4
 # Finger opening (m, per finger) at which the IK model locks the fingers (the TCP does not depend on it).
 FINGER_OPENING_M = 0.02
 _URDF_REL = Path("example-robot-data/robots/panda_description/urdf/panda.urdf")

@@ -28,6 +28,7 @@ from dp_sim.core.robot import (  # noqa: E402
     FINGER_JOINTS,
     FINGER_OPENING_M,
     GRIPPER_MAX_M,
+    GRIPPER_TOL_M,
     HOME_Q,
     JOINT_NAMES,
     load_panda,
@@ -203,18 +204,19 @@ class SimScene:
     def set_gripper(self, opening_m: float) -> None:
         """Command the hand: per-finger opening in m (panda_finger_joint1's position, 0..0.04).
 
-        0 closes (squeezing with at most `gripper_force_n`), 0.04 opens fully (total gap 8 cm).
+        0 closes (squeezing with at most `gripper_force_n`), 0.04 opens fully (total gap 8 cm);
+        values within GRIPPER_TOL_M outside the range (float rounding) are clamped.
         The fingers move there at `gripper_speed_mps` (total width rate).
 
         Raises:
             ValueError: a non-finite value or one outside [0, GRIPPER_MAX_M].
         """
         v = float(opening_m)
-        if not np.isfinite(v) or not 0.0 <= v <= GRIPPER_MAX_M + 1e-9:
+        if not np.isfinite(v) or not -GRIPPER_TOL_M <= v <= GRIPPER_MAX_M + GRIPPER_TOL_M:
             raise ValueError(
                 f"gripper command: expected a per-finger opening in [0, {GRIPPER_MAX_M}] m. Got {opening_m!r}"
             )
-        self.gripper_cmd = min(v, GRIPPER_MAX_M)
+        self.gripper_cmd = float(np.clip(v, 0.0, GRIPPER_MAX_M))
 
     def step(self, duration_s: float) -> None:
         """Advance the physics by `duration_s` (rounded to whole time steps, >= 1), then judge success."""
