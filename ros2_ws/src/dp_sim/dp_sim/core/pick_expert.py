@@ -57,7 +57,8 @@ class PickPlaceExpert:
         descend_speed_mps: float = 0.15,
         grasp_s: float = 0.8,
         release_s: float = 0.5,
-        yaw_rate: float = 2.0,
+        yaw_rate: float = 1.0,
+        ramp_s: float = 0.5,
     ) -> None:
         self.cfg = cfg or ExpertConfig()
         self.ik = PandaIK(kin, self.cfg)
@@ -69,6 +70,7 @@ class PickPlaceExpert:
         self.grasp_s = grasp_s
         self.release_s = release_s
         self.yaw_rate = yaw_rate
+        self.ramp_s = ramp_s
         self.target_index = 0
         self.phase = 0
         self.q_cmd = HOME_Q.copy()
@@ -101,6 +103,7 @@ class PickPlaceExpert:
         self.grip = GRIPPER_MAX_M
         self.phase = 0
         self.phase_time = 0.0
+        self.time = 0.0
         self.max_ik_error = 0.0
 
     @property
@@ -147,17 +150,22 @@ class PickPlaceExpert:
             (8,) float: arm joint targets (rad) and the per-finger opening command (m).
         """
         self.phase_time += dt
+        self.time += dt
         self._advance(q_meas)
+        # soft start: the set-point's speeds ramp up over ramp_s, so the first targets stay near the
+        # measured state (control_node engages only on a first chunk within max_start_distance)
+        ramp = min(1.0, self.time / self.ramp_s) if self.ramp_s > 0 else 1.0
         name = self.phase_name
         self.grip = 0.0 if name in ("grasp", "lift", "transport", "lower") else GRIPPER_MAX_M
         wp = self.wp.get(name, self.p_cmd)
         speed = self.descend_speed_mps if name in ("pregrasp", "lower") else self.cfg.speed_mps
         delta = wp - self.p_cmd
         dist = float(np.linalg.norm(delta))
-        if dist > speed * dt:
-            delta *= speed * dt / dist
+        if dist > ramp * speed * dt:
+            delta *= ramp * speed * dt / dist
         self.p_cmd = self.p_cmd + delta
-        dyaw = np.clip(self.grasp_yaw - self.yaw_cmd, -self.yaw_rate * dt, self.yaw_rate * dt)
+        max_dyaw = ramp * self.yaw_rate * dt
+        dyaw = np.clip(self.grasp_yaw - self.yaw_cmd, -max_dyaw, max_dyaw)
         self.yaw_cmd += float(dyaw)
         target = np.eye(4)
         target[:3, :3] = _rz(self.yaw_cmd) @ self.rot_down
