@@ -74,7 +74,14 @@ def node_specs(args: dict) -> list[NodeSpec]:
             "perception_node",
             parameters=[
                 package_file("dp_perception", "config", "perception.yaml"),
-                package_file("dp_sim", "config", "perception_sim.yaml"),
+                # same file make_dataset uses for the task (dp_sim.make_dataset.default_perception_yaml)
+                package_file(
+                    "dp_sim",
+                    "config",
+                    "perception_sim.yaml"
+                    if args["task"].startswith("reach")
+                    else "perception_sim_manip.yaml",
+                ),
                 sim_time,
             ],
             env=env,

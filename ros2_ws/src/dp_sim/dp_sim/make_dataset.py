@@ -55,6 +55,12 @@ def config_dir() -> Path:
 CONFIG_DIR = config_dir()
 DEFAULT_SIM_YAML = CONFIG_DIR / "sim.yaml"
 DEFAULT_PERCEPTION_YAML = CONFIG_DIR / "perception_sim.yaml"
+MANIP_PERCEPTION_YAML = CONFIG_DIR / "perception_sim_manip.yaml"
+
+
+def default_perception_yaml(task: str) -> Path:
+    """The sim's perception params file for `task` (what launch/sim.launch.py gives perception_node)."""
+    return DEFAULT_PERCEPTION_YAML if task.startswith("reach") else MANIP_PERCEPTION_YAML
 
 
 def parse_value(text: str):
@@ -181,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expert", nargs="*", default=[], help="ExpertConfig overrides key=value")
     ap.add_argument(
         "--perception-config",
-        default=str(DEFAULT_PERCEPTION_YAML),
-        help="params yaml with PerceptionConfig fields (default: the sim's perception_sim.yaml)",
+        default=None,
+        help="params yaml with PerceptionConfig fields (default: the sim's perception_sim.yaml,\n"
+        "perception_sim_manip.yaml for lift / place / place_bimodal)",
     )
     ap.add_argument("--perception", nargs="*", default=[], help="PerceptionConfig overrides")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")
@@ -205,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         max_steps = args.max_steps or int(round(sim_cfg.timeout_s / args.dt))
         ep_cfg = EpisodeConfig(args.dt, max_steps, args.hold_steps, args.keep_failures)
         preprocess, perception_dict = perception_preprocessor(
-            perception_overrides(args.perception_config, args.perception)
+            perception_overrides(
+                args.perception_config or default_perception_yaml(sim_cfg.task), args.perception
+            )
         )
         if args.episodes < 1:
             raise ValueError(f"--episodes: expected >= 1. Got {args.episodes}")

@@ -207,6 +207,8 @@ def test_make_dataset_lift_writes_8_columns(tmp_path):
     t = int(root["meta/episode_ends"][-1])
     assert root["data/action"].shape == (t, 8) and root["data/state"].shape == (t, 8)
     assert root.attrs["joint_names"][-1] == "panda_finger_joint1" and root.attrs["task"] == "lift"
+    # the manipulation tasks' perception file (crop above the noisy table), as launch gives perception_node
+    assert root.attrs["perception_config"]["crop_min"][2] == pytest.approx(0.015)
     act, state = root["data/action"][:], root["data/state"][:]
     # the gripper column is a step command (open, then closed), the state carries the opening
     closed, opened = np.isclose(act[:, 7], 0.0), np.isclose(act[:, 7], GRIPPER_MAX_M)
