@@ -67,6 +67,15 @@ def test_servo_tracks_command_with_lag(scene):
     assert scene.qd[0] > 0.5
     scene.step(2.0)
     np.testing.assert_allclose(scene.q, target, atol=1e-3)
+    # a large step saturates the joint torque at the Panda's limit (87 Nm joints 1-4, 12 Nm 5-7)
+    target[0] += 1.0
+    target[6] += 1.0
+    scene.set_command(target)
+    peak = np.zeros(7)
+    for _ in range(20):
+        scene.step(0.002)
+        peak = np.maximum(peak, np.abs(scene.data.actuator_force[:7]))
+    assert peak[0] == pytest.approx(87.0) and peak[6] == pytest.approx(12.0)
     with pytest.raises(ValueError):
         scene.set_command([0.0] * 6)
 
