@@ -43,6 +43,7 @@ ARGUMENTS = [
     LaunchArgument("policy_rate_hz", "10.0", "policy inference rate on the sim clock (Hz)"),
     LaunchArgument("real_time_factor", "1.0", "simulated seconds per wall-clock second"),
     LaunchArgument("seed", "0", "seed of the first simulated episode (object poses)"),
+    LaunchArgument("task", "reach", "simulated task: reach, reach_bimodal, lift, place or place_bimodal"),
     LaunchArgument("autostart", "true", "activate policy and control at start-up"),
     LaunchArgument("device", "cpu", "policy device: auto, cuda or cpu"),
     LaunchArgument("rviz", "false", "start rviz2 with launch/dp.rviz"),
@@ -60,7 +61,11 @@ def node_specs(args: dict) -> list[NodeSpec]:
             "sim_node",
             parameters=[
                 package_file("dp_sim", "config", "sim.yaml"),
-                {"real_time_factor": float(args["real_time_factor"]), "seed": int(args["seed"])},
+                {
+                    "real_time_factor": float(args["real_time_factor"]),
+                    "seed": int(args["seed"]),
+                    "task": args["task"],
+                },
             ],
             env=env,
         ),
@@ -69,7 +74,14 @@ def node_specs(args: dict) -> list[NodeSpec]:
             "perception_node",
             parameters=[
                 package_file("dp_perception", "config", "perception.yaml"),
-                package_file("dp_sim", "config", "perception_sim.yaml"),
+                # same file make_dataset uses for the task (dp_sim.make_dataset.default_perception_yaml)
+                package_file(
+                    "dp_sim",
+                    "config",
+                    "perception_sim.yaml"
+                    if args["task"].startswith("reach")
+                    else "perception_sim_manip.yaml",
+                ),
                 sim_time,
             ],
             env=env,

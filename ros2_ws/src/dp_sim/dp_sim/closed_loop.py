@@ -24,6 +24,8 @@ import random
 import sys
 import time
 
+from dp_sim.core.tasks import TASKS, get_task
+
 REPO = pathlib.Path(__file__).resolve().parents[4]
 DEFAULT_CHECKPOINT = REPO / "checkpoints" / "sim_reach_dp3"
 
@@ -95,9 +97,10 @@ class EpisodeManager:
         self.last_command_wall = time.monotonic()
         if msg.points and self.joint_names:
             order = {name: i for i, name in enumerate(msg.joint_names)}
-            if all(j in order for j in self.joint_names):
+            if any(j in order for j in self.joint_names):  # joint_states also carry the fingers
                 p = msg.points[0].positions
-                self.commanded.append((self.now(), [p[order[j]] for j in self.joint_names]))
+                row = [p[order[j]] if j in order else float("nan") for j in self.joint_names]
+                self.commanded.append((self.now(), row))
 
     def _on_chunk(self, msg) -> None:
         self.chunks += 1
@@ -217,7 +220,8 @@ def plot_traces(results: list[dict], joint_names: list[str], path: pathlib.Path)
                 q = np.array([a[1] for a in tr["commanded"]])
                 ax.plot(t, q[:, j], "--", label="commanded (control)", lw=1.0)
             if c == 0:
-                ax.set_ylabel(f"{joint_names[j] if joint_names else j}\n[rad]", fontsize=7)
+                unit = "m" if joint_names and "finger" in joint_names[j] else "rad"
+                ax.set_ylabel(f"{joint_names[j] if joint_names else j}\n[{unit}]", fontsize=7)
             if j == 0:
                 ax.set_title(f"seed {res['seed']}: {'success' if res['success'] else 'failure'}", fontsize=9)
             ax.tick_params(labelsize=6)
@@ -232,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring)."""
     ap = argparse.ArgumentParser(description="closed-loop evaluation of a policy in the simulator")
     ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="policy checkpoint directory")
+    ap.add_argument("--task", default="reach", choices=list(TASKS), help="simulated task (dp_sim.core.tasks)")
     ap.add_argument("--episodes", type=int, default=5, help="number of seeded episodes")
     ap.add_argument(
         "--seed-start",
@@ -239,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         default=10000,
         help="first episode seed (the shipped model was trained on seeds < 10000)",
     )
-    ap.add_argument("--episode-timeout", type=float, default=10.0, help="simulated seconds per episode")
+    ap.add_argument(
+        "--episode-timeout",
+        type=float,
+        default=None,
+        help="simulated seconds per episode (default: the task's)",
+    )
     ap.add_argument(
         "--real-time-factor",
         type=float,
@@ -259,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         "--startup-timeout", type=float, default=180.0, help="wall seconds for the nodes to come up"
     )
     args = ap.parse_args(argv)
+    if args.episode_timeout is None:
+        args.episode_timeout = get_task(args.task).timeout_s
 
     ckpt = pathlib.Path(args.checkpoint)
     if not (ckpt / "config.json").is_file():
@@ -284,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             f"real_time_factor:={args.real_time_factor}",
             f"backend:={args.backend}",
             f"seed:={args.seed_start}",
+            f"task:={args.task}",
             f"handover:={args.handover}",
             f"policy_rate_hz:={args.policy_rate_hz}",
             "autostart:=false",

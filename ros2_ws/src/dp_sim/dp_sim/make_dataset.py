@@ -3,6 +3,7 @@
 Example::
 
     python -m dp_sim.make_dataset --out data/sim_reach.zarr --episodes 100 --seed-start 0
+    python -m dp_sim.make_dataset --task lift --out data/sim_lift.zarr --episodes 100
     python -m dp_sim.make_dataset --out data/bimodal.zarr --episodes 100 --set variant=bimodal \\
         --perception num_points=1024 use_rgb=true
 
@@ -55,6 +56,12 @@ def config_dir() -> Path:
 CONFIG_DIR = config_dir()
 DEFAULT_SIM_YAML = CONFIG_DIR / "sim.yaml"
 DEFAULT_PERCEPTION_YAML = CONFIG_DIR / "perception_sim.yaml"
+MANIP_PERCEPTION_YAML = CONFIG_DIR / "perception_sim_manip.yaml"
+
+
+def default_perception_yaml(task: str) -> Path:
+    """The sim's perception params file for `task` (what launch/sim.launch.py gives perception_node)."""
+    return DEFAULT_PERCEPTION_YAML if task.startswith("reach") else MANIP_PERCEPTION_YAML
 
 
 def build_sim_config(yaml_path, overrides: dict) -> SimConfig:
@@ -96,10 +103,20 @@ def resize_zarr_images(path: str | Path, shape: tuple[int, int], key: str = "img
                        "image_resize": "dp_policy.core.resize.fit_image"})  # fmt: skip
 
 
+def add_task_argument(ap: argparse.ArgumentParser) -> None:
+    """`--task` (eval_expert, make_dataset, closed_loop): one of the task registry's names."""
+    from dp_sim.core.tasks import TASKS
+
+    ap.add_argument(
+        "--task", default=None, choices=list(TASKS), help="task (default: the sim config's, i.e. reach)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point (console script `make_dataset`)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", required=True, help="output zarr directory (overwritten)")
+    add_task_argument(ap)
     ap.add_argument("--episodes", type=int, default=100, help="number of episodes (seeds)")
     ap.add_argument("--seed-start", type=int, default=0, help="first seed; seeds are consecutive")
     ap.add_argument("--sim-config", default=str(DEFAULT_SIM_YAML), help="ROS params yaml")
@@ -107,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expert", nargs="*", default=[], help="ExpertConfig overrides key=value")
     ap.add_argument(
         "--perception-config",
-        default=str(DEFAULT_PERCEPTION_YAML),
-        help="params yaml with PerceptionConfig fields (default: the sim's perception_sim.yaml)",
+        default=None,
+        help="params yaml with PerceptionConfig fields (default: the sim's perception_sim.yaml,\n"
+        "perception_sim_manip.yaml for lift / place / place_bimodal)",
     )
     ap.add_argument("--perception", nargs="*", default=[], help="PerceptionConfig overrides")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")
-    ap.add_argument("--max-steps", type=int, default=100)
+    ap.add_argument(
+        "--max-steps", type=int, default=None, help="steps before giving up (default: task timeout / dt)"
+    )
     ap.add_argument("--hold-steps", type=int, default=3)
     ap.add_argument("--keep-failures", action="store_true")
     ap.add_argument("--images", action="store_true", help="also store data/img (T,H,W,3) uint8 RGB")
@@ -121,13 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        sim_cfg = build_sim_config(args.sim_config, parse_overrides(args.set))
+        overrides = parse_overrides(args.set)
+        if args.task:
+            overrides["task"] = args.task
+        sim_cfg = build_sim_config(args.sim_config, overrides)
         expert_cfg = ExpertConfig(**parse_overrides(args.expert))
-        ep_cfg = EpisodeConfig(args.dt, args.max_steps, args.hold_steps, args.keep_failures)
+        max_steps = args.max_steps or int(round(sim_cfg.timeout_s / args.dt))
+        ep_cfg = EpisodeConfig(args.dt, max_steps, args.hold_steps, args.keep_failures)
         from dp_perception.core import PerceptionConfig
 
         preprocess, perception_dict = perception_preprocessor(
-            config_params(args.perception_config, PerceptionConfig, args.perception)
+            config_params(
+                args.perception_config or default_perception_yaml(sim_cfg.task),
+                PerceptionConfig,
+                args.perception,
+            )
         )
         if args.episodes < 1:
             raise ValueError(f"--episodes: expected >= 1. Got {args.episodes}")

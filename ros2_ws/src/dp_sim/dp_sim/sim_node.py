@@ -6,12 +6,17 @@ Publishes (relative names):
     camera/points           sensor_msgs/PointCloud2      camera_hz, sensor QoS
     camera/image            sensor_msgs/Image (rgb8)     camera_hz, sensor QoS
     robot_description       std_msgs/String              transient local (URDF, file:// meshes)
+                            (joint_states: the 7 arm joints + panda_finger_joint1/2, measured)
     sim/episode_status      std_msgs/String (JSON)       status_hz and after every reset
     expert/joint_command    sensor_msgs/JointState       only with expert_drive:=true
     /diagnostics
 Subscribes:
     joint_trajectory_controller/joint_trajectory  trajectory_msgs/JointTrajectory
     forward_position_controller/commands          std_msgs/Float64MultiArray (joint_names order)
+    gripper_controller/commands                   std_msgs/Float64MultiArray, one value: the
+                                                  per-finger opening in m (0..0.04, the position
+                                                  of panda_finger_joint1, GripperCommand style);
+                                                  NaN / out of range / not one value is refused
     sim/reset_seed                                std_msgs/Int64: reset to exactly this seed
 Services:
     sim/reset                                     std_srvs/Trigger: reset to parameter `seed` if it
@@ -20,6 +25,8 @@ Services:
 
 A wall-clock timer advances the simulation one tick (1/clock_hz sim seconds) per call at
 `real_time_factor` (0 = as fast as possible). Every other node should run with use_sim_time.
+The task (`task` parameter: reach, reach_bimodal, lift, place, place_bimodal) and every other
+SimConfig field are parameters too.
 """
 
 from __future__ import annotations
@@ -38,17 +45,28 @@ from std_msgs.msg import Float64MultiArray, Int64, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from dp_common.diagnostics import WARN, DiagnosticsReporter
+from dp_common.diagnostics import ERROR, WARN, DiagnosticsReporter
 from dp_common.msgs import ns_to_s, ns_to_stamp, s_to_ns, stamp_to_ns
 from dp_common.msgs.cloud import build_cloud
 from dp_common.msgs.image import build_image
 from dp_common.msgs.joint_state import build_joint_state
 from dp_common.params import declare_config
 from dp_common.qos import latched_qos, reliable_qos, sensor_qos
-from dp_sim.core.expert import ReachExpert
-from dp_sim.core.robot import JOINT_NAMES, package_share_dir
+from dp_sim.core.config import SimConfig
+from dp_sim.core.pick_expert import expert_step, make_expert
+from dp_sim.core.robot import (
+    FINGER_JOINTS,
+    GRIPPER_JOINT,
+    GRIPPER_MAX_M,
+    GRIPPER_TOL_M,
+    JOINT_NAMES,
+    package_share_dir,
+)
 from dp_sim.core.runtime import SimNodeConfig, TrajectoryFollower
-from dp_sim.core.scene import SimConfig, SimScene, transform_points
+from dp_sim.core.scene import SimScene, transform_points
+
+GRIPPER_TOPIC = "gripper_controller/commands"
+STATE_NAMES = list(JOINT_NAMES) + list(FINGER_JOINTS)
 
 
 def urdf_with_file_uris(path) -> str:
@@ -68,7 +86,7 @@ class SimNode(Node):
         self.expert_drive = bool(self.get_parameter("expert_drive").value)
         self.scene = SimScene(self.sim_cfg)
         self.follower = TrajectoryFollower(JOINT_NAMES)
-        self.expert = ReachExpert(kin=self.scene.kin) if self.expert_drive else None
+        self.expert = make_expert(self.sim_cfg.task, kin=self.scene.kin) if self.expert_drive else None
         self._col = [JOINT_NAMES.index(n) for n in self.cfg.joint_names]
         self.diag = DiagnosticsReporter(self, "sim_node")
 
@@ -95,6 +113,7 @@ class SimNode(Node):
             self._on_forward,
             reliable_qos(10),
         )
+        self.create_subscription(Float64MultiArray, GRIPPER_TOPIC, self._on_gripper, reliable_qos(10))
         self.create_subscription(Int64, "sim/reset_seed", self._on_reset_seed, reliable_qos(10))
         self.create_service(Trigger, "sim/reset", self._on_reset_srv)
         self.pub_desc.publish(String(data=urdf_with_file_uris(self.scene.kin.urdf_path)))
@@ -110,7 +129,7 @@ class SimNode(Node):
         self._sim_start = self.now_s
         self.timer = self.create_timer(period, self._on_tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
-            f"sim_node: variant={self.sim_cfg.variant} seed={self.cfg.seed} "
+            f"sim_node: task={self.sim_cfg.task} seed={self.cfg.seed} "
             f"camera {self.sim_cfg.camera_width}x{self.sim_cfg.camera_height}@{self.cfg.camera_hz}Hz "
             f"clock {self.cfg.clock_hz}Hz rtf={self.cfg.real_time_factor}"
         )
@@ -133,7 +152,7 @@ class SimNode(Node):
         self.scene.reset(int(seed))
         self.follower.clear()
         if self.expert is not None:
-            self.expert.reset(self.scene.q, self.scene.goal_points(), int(seed))
+            self.expert.start(self.scene)
         self.episode += 1
         self._done_since = None
         self.get_logger().info(f"episode {self.episode}: seed {seed}")
@@ -167,6 +186,22 @@ class SimNode(Node):
         self.scene.set_command(q)
         self.diag.tick("forward_commands")
 
+    def _on_gripper(self, msg: Float64MultiArray) -> None:
+        data = list(msg.data)
+        if (
+            len(data) != 1
+            or not np.isfinite(data[0])
+            or not -GRIPPER_TOL_M <= data[0] <= GRIPPER_MAX_M + GRIPPER_TOL_M
+        ):
+            self._reject(
+                f"gripper command refused: expected one finite per-finger opening in [0, {GRIPPER_MAX_M}] m "
+                f"({GRIPPER_JOINT} position). Got {data}",
+                ERROR,
+            )
+            return
+        self.scene.set_gripper(data[0])
+        self.diag.tick("gripper_commands")
+
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:
             if not msg.points:
@@ -184,9 +219,10 @@ class SimNode(Node):
         except ValueError as exc:
             self._reject(f"bad JointTrajectory: {exc}")
 
-    def _reject(self, text: str) -> None:
-        self.get_logger().warning(text, throttle_duration_sec=2.0)
-        self.diag.problem(text, WARN)
+    def _reject(self, text: str, level: int = WARN) -> None:
+        log = self.get_logger().error if level == ERROR else self.get_logger().warning
+        log(text, throttle_duration_sec=2.0)
+        self.diag.problem(text, level)
         self.diag.count("rejected_commands")
 
     # -------------------------------------------------------------------------------- tick
@@ -202,9 +238,9 @@ class SimNode(Node):
         t_wall = time.perf_counter()
         cfg = self.cfg
         if self.expert is not None and self.tick % cfg.every(10.0) == 0:
-            q_target = self.expert.act(cfg.every(10.0) * cfg.tick_s)
-            self.scene.set_command(q_target)
-            self.pub_expert.publish(build_joint_state(self.now_ns, JOINT_NAMES, q_target))
+            q_target = expert_step(self.scene, self.expert, cfg.every(10.0) * cfg.tick_s)
+            names = list(JOINT_NAMES) + ([GRIPPER_JOINT] if len(q_target) == 8 else [])
+            self.pub_expert.publish(build_joint_state(self.now_ns, names, q_target))
         # The command for the end of this step: sampling at its start would, when a trajectory
         # arrives every tick with its first point one tick ahead (as control_node sends them), always
         # return the position held on arrival and the arm would never move.
@@ -216,7 +252,9 @@ class SimNode(Node):
         self.diag.latency("step", time.perf_counter() - t_wall)
 
         self.pub_clock.publish(ClockMsg(clock=ns_to_stamp(self.now_ns)))
-        self.pub_js.publish(build_joint_state(self.now_ns, JOINT_NAMES, self.scene.q, self.scene.qd))
+        position = np.concatenate([self.scene.q, self.scene.finger_q])
+        velocity = np.concatenate([self.scene.qd, self.scene.finger_qd])
+        self.pub_js.publish(build_joint_state(self.now_ns, STATE_NAMES, position, velocity))
 
         if self.tick % cfg.every(cfg.camera_hz) == 0:
             self._publish_camera()

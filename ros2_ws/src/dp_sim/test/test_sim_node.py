@@ -9,6 +9,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -18,10 +19,11 @@ from std_msgs.msg import Float64MultiArray, Int64, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
+from dp_common.diagnostics import ERROR  # noqa: E402
 from dp_common.msgs.cloud import read_cloud  # noqa: E402
 from dp_common.qos import latched_qos, reliable_qos, sensor_qos  # noqa: E402
 from dp_common.testing import spin_until  # noqa: E402
-from dp_sim.core.robot import JOINT_NAMES  # noqa: E402
+from dp_sim.core.robot import FINGER_JOINTS, JOINT_NAMES  # noqa: E402
 from dp_sim.sim_node import SimNode  # noqa: E402
 
 
@@ -72,10 +74,10 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
             ),
             timeout_s=20,
         )
-        # /clock is increasing, joint_states carry the 7 arm joints
+        # /clock is increasing, joint_states carry the 7 arm joints and the 2 fingers
         t = [c.clock.sec + c.clock.nanosec * 1e-9 for c in got["clock"]]
         assert all(b > a for a, b in zip(t, t[1:], strict=False))
-        assert list(got["js"][-1].name) == list(JOINT_NAMES)
+        assert list(got["js"][-1].name) == list(JOINT_NAMES) + list(FINGER_JOINTS)
         # a use_sim_time node follows /clock
         assert spin_until(ex, lambda: probe.get_clock().now().nanoseconds > 0, timeout_s=10)
         assert abs(probe.get_clock().now().nanoseconds * 1e-9 - sim.now_s) < 1.0
@@ -100,7 +102,7 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
         assert json.loads(got["status"][-1].data)["seed"] == 5
 
         # forward position command moves joint 1
-        q0 = np.array(got["js"][-1].position)
+        q0 = np.array(got["js"][-1].position[:7])
         target = q0.copy()
         target[0] += 0.3
         assert spin_until(ex, lambda: fwd.get_subscription_count() and traj.get_subscription_count(), 10)
@@ -136,12 +138,15 @@ def test_sim_node_publishes_and_follows_commands(rclpy_context):
         probe.destroy_node()
 
 
-def test_sim_node_expert_drive_reaches_success(rclpy_context):
+@pytest.mark.parametrize("task,max_time", [("reach", 5.0), ("lift", 8.0)])
+def test_sim_node_expert_drive_reaches_success(rclpy_context, task, max_time):
     sim = SimNode(
         context=rclpy_context,
-        parameter_overrides=_overrides(expert_drive=True, cloud_frame="world", publish_image=False),
+        parameter_overrides=_overrides(
+            task=task, expert_drive=True, cloud_frame="world", publish_image=False
+        ),
     )
-    probe = Node("sim_probe2", context=rclpy_context)
+    probe = Node(f"sim_probe2_{task}", context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(sim)
     ex.add_node(probe)
@@ -155,7 +160,68 @@ def test_sim_node_expert_drive_reaches_success(rclpy_context):
         assert spin_until(ex, lambda: status and status[-1]["success"], timeout_s=30)
         assert len(commands) >= 5
         assert points and points[-1].header.frame_id == "world"
-        assert status[-1]["success_time"] < 5.0
+        assert status[-1]["success_time"] < max_time
+        assert len(commands[-1].name) == (8 if task == "lift" else 7)
+    finally:
+        ex.shutdown()
+        sim.destroy_node()
+        probe.destroy_node()
+
+
+def test_sim_node_gripper_commands_and_refusals(rclpy_context):
+    """The hand follows gripper_controller/commands; bad commands are refused and nothing moves."""
+    sim = SimNode(
+        context=rclpy_context,
+        parameter_overrides=_overrides(task="lift", sensor_realism="off", publish_image=False, camera_hz=5.0),
+    )
+    probe = Node("sim_probe3", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(sim)
+    ex.add_node(probe)
+    js: list = []
+    diags: list = []
+    probe.create_subscription(JointState, "joint_states", js.append, reliable_qos(10))
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diags.append, reliable_qos(10))
+    grip = probe.create_publisher(Float64MultiArray, "gripper_controller/commands", reliable_qos(10))
+    fwd = probe.create_publisher(Float64MultiArray, "forward_position_controller/commands", 10)
+    try:
+        assert spin_until(
+            ex, lambda: js and grip.get_subscription_count() and fwd.get_subscription_count(), 20
+        )
+        names = list(js[-1].name)
+        f1, f2 = names.index("panda_finger_joint1"), names.index("panda_finger_joint2")
+        assert js[-1].position[f1] == pytest.approx(0.04, abs=1e-3)  # lift starts open
+        grip.publish(Float64MultiArray(data=[0.01]))
+        assert spin_until(
+            ex, lambda: abs(js[-1].position[f1] - 0.01) < 1e-3 and abs(js[-1].position[f2] - 0.01) < 1e-3, 20
+        )
+        # finite speed: 3 cm per finger at 0.05 m/s takes >= 0.6 s of sim time (checked in the core test)
+        for bad in ([float("nan")], [0.5], [-0.01], [0.02, 0.02], []):
+            grip.publish(Float64MultiArray(data=bad))
+        assert spin_until(ex, lambda: sim.diag.counter("rejected_commands") >= 5, 20)
+        n0 = len(js)
+        assert spin_until(ex, lambda: len(js) > n0 + 25, 20)
+        assert abs(js[-1].position[f1] - 0.01) < 1e-3  # nothing moved
+        assert sim.scene.gripper_cmd == pytest.approx(0.01)
+
+        def refused_on_diagnostics():
+            return any(
+                "gripper command refused" in st.message
+                and (st.level[0] if isinstance(st.level, bytes) else int(st.level)) == ERROR
+                for arr in diags
+                for st in arr.status
+            )
+
+        assert spin_until(ex, refused_on_diagnostics, 20)
+        # tracking error shows in joint_states: a step command is followed with a lag
+        q0 = np.array(js[-1].position[:7])
+        target = q0.copy()
+        target[0] += 0.3
+        fwd.publish(Float64MultiArray(data=target.tolist()))
+        assert spin_until(ex, lambda: abs(js[-1].position[0] - q0[0]) > 0.01, 20)
+        lagging = abs(js[-1].position[0] - target[0])
+        assert 0.01 < lagging < 0.3
+        assert spin_until(ex, lambda: abs(js[-1].position[0] - target[0]) < 2e-3, 20)
     finally:
         ex.shutdown()
         sim.destroy_node()

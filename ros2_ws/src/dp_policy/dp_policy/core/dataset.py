@@ -110,8 +110,8 @@ class Episode:
     success: bool
     target_index: int
     point_cloud: np.ndarray | None  # (T, N, C) float32; None for image-only data (bag_to_zarr)
-    state: np.ndarray  # (T, 7) float32
-    action: np.ndarray  # (T, 7) float32
+    state: np.ndarray  # (T, 7|8) float32 (8: + finger opening)
+    action: np.ndarray  # (T, 7|8) float32 (8: + gripper command)
     tcp_pos: np.ndarray  # (T, 3) float32
     images: np.ndarray | None = None  # (T, H, W, 3) uint8
 

@@ -3,13 +3,16 @@
 Layout written (zarr v2, as DP3 / diffusion_policy's ReplayBuffer read it)::
 
     data/point_cloud  (T, N, 3|6) float32   preprocessed cloud (world frame), see PerceptionConfig
-    data/state        (T, 7)      float32   measured joint positions (rad) at the cloud's time
-    data/action       (T, 7)      float32   absolute joint targets commanded right after it (rad)
+    data/state        (T, 7|8)    float32   measured joint positions (rad) at the cloud's time
+                                            (+ panda_finger_joint1 position (m) for gripper tasks)
+    data/action       (T, 7|8)    float32   absolute joint targets commanded right after it (rad)
+                                            (+ the per-finger gripper opening command (m))
     data/tcp_pos      (T, 3)      float32   TCP position (m, world), for analysis only
     meta/episode_ends (E,)        int64     exclusive end index of every episode
     meta/episode_seeds (E,)       int64     the scene seed of every episode
     meta/episode_target (E,)      int64     which cube the expert touched (bimodal)
-    attrs: sim_config, expert_config, perception_config, dt, joint_names, seeds, source
+    attrs: sim_config, expert_config, perception_config, dt, joint_names (the action/state
+           columns: 7 arm joints [+ panda_finger_joint1]), task, seeds, source
 
 Timeline of one step k (dt = 0.1 s)::
 
@@ -28,9 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from dp_policy.core.dataset import Episode, ZarrEpisodeWriter
+from dp_sim.core.config import SimConfig
 from dp_sim.core.expert import ExpertConfig, ReachExpert
-from dp_sim.core.robot import JOINT_NAMES
-from dp_sim.core.scene import SimConfig, SimScene
+from dp_sim.core.pick_expert import expert_step, make_expert
+from dp_sim.core.robot import GRIPPER_JOINT, JOINT_NAMES
+from dp_sim.core.scene import SimScene
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ def perception_node_params(sim_cfg: SimConfig | None = None) -> dict:
     `camera_to_target` is [x, y, z, qx, qy, qz, qw] of world <- camera_optical_frame.
     """
     from dp_common.core.transforms import matrix_to_pose7
-    from dp_sim.core.scene import camera_transform_from_config
+    from dp_sim.core.model import camera_transform_from_config
 
     t = camera_transform_from_config(sim_cfg or SimConfig())
     params = dict(SIM_PERCEPTION_DEFAULTS)
@@ -113,7 +118,8 @@ def run_expert_episode(
     """Reset to `seed`, roll the expert out at ep_cfg.dt, preprocess every cloud."""
     ep_cfg = ep_cfg or EpisodeConfig()
     scene.reset(seed)
-    expert.reset(scene.q, scene.goal_points(), seed)
+    expert.start(scene)
+    gripper = expert.action_dim == 8
     clouds, states, actions, tcps, images = [], [], [], [], []
     hold_left = None
     for k in range(ep_cfg.max_steps):
@@ -124,13 +130,11 @@ def run_expert_episode(
                 dtype=np.float32,
             )
         )
-        states.append(scene.q.copy())
+        states.append(np.append(scene.q, scene.gripper_opening) if gripper else scene.q.copy())
         tcps.append(scene.tcp_position())
         if keep_images:
             images.append(obs["rgb_image"])
-        action = expert.act(ep_cfg.dt)
-        actions.append(action)
-        scene.set_command(action)
+        actions.append(expert_step(scene, expert, ep_cfg.dt))
         scene.step(ep_cfg.dt)
         if hold_left is None and scene.success_time is not None:
             hold_left = ep_cfg.hold_steps
@@ -175,11 +179,13 @@ def generate_dataset(
     ep_cfg = ep_cfg or EpisodeConfig()
     seeds = [int(s) for s in seeds]
     scene = SimScene(sim_cfg)
-    expert = ReachExpert(expert_cfg, scene.kin)
+    expert = make_expert(sim_cfg.task, expert_cfg, scene.kin)
+    columns = list(JOINT_NAMES) + ([GRIPPER_JOINT] if expert.action_dim == 8 else [])
     attrs = {
         "source": "dp_sim.make_dataset (scripted expert)",
+        "task": sim_cfg.task,
         "dt": ep_cfg.dt,
-        "joint_names": list(JOINT_NAMES),
+        "joint_names": columns,
         "action_space": "joint_position",
         "sim_config": sim_cfg.to_dict(),
         "expert_config": vars(expert_cfg).copy(),

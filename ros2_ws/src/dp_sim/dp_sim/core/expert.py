@@ -95,7 +95,7 @@ class PandaIK:
 
 
 class ReachExpert:
-    """Scripted reach-and-touch expert.
+    """Scripted reach-and-touch expert (7-column actions).
 
     Usage::
 
@@ -114,6 +114,12 @@ class ReachExpert:
         self.target_index = 0
         self.phase = 0
         self.max_ik_error = 0.0
+
+    action_dim = 7
+
+    def start(self, scene) -> None:
+        """Start an episode from a freshly reset SimScene."""
+        self.reset(scene.q, scene.goal_points(), scene.seed)
 
     def reset(self, q0: np.ndarray, goal_points: np.ndarray, seed: int = 0) -> None:
         """Start an episode from joints q0 (7,) toward one of goal_points (K, 3).

@@ -22,7 +22,16 @@ JOINT_NAMES: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
 TCP_FRAME = "panda_hand_tcp"
 # Ready pose of the Panda (franka_ros "ready"): gripper pointing down above the table.
 HOME_Q = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])
-# Finger opening (m) at which the prismatic finger joints are locked.
+FINGER_JOINTS: tuple[str, str] = ("panda_finger_joint1", "panda_finger_joint2")
+# The gripper command / action column is named after this joint and is its position: the opening
+# of ONE finger in metres (0 = closed, GRIPPER_MAX_M = fully open; total gap = 2x), as
+# franka_gripper's GripperCommand `position` (it commands width = 2 * position).
+GRIPPER_JOINT = FINGER_JOINTS[0]
+GRIPPER_MAX_M = 0.04
+# Commands this far outside [0, GRIPPER_MAX_M] (float32 rounding of a learned policy's output) are
+# clamped; anything further out is refused.
+GRIPPER_TOL_M = 1e-4
+# Finger opening (m, per finger) at which the IK model locks the fingers (the TCP does not depend on it).
 FINGER_OPENING_M = 0.02
 _URDF_REL = Path("example-robot-data/robots/panda_description/urdf/panda.urdf")
 
@@ -142,20 +151,57 @@ def _quat_wxyz(rot: np.ndarray) -> np.ndarray:
     return q
 
 
+@functools.lru_cache(maxsize=4)
+def load_panda_full(urdf_path: str | None = None) -> tuple[object, object]:
+    """Full (9-DoF, fingers free) pinocchio model and collision geometry, for building the MJCF."""
+    import pinocchio as pin
+
+    path = Path(urdf_path) if urdf_path else find_panda_urdf()
+    full = pin.buildModelFromUrdf(str(path))
+    geom = pin.buildGeomFromUrdf(
+        full, str(path), pin.GeometryType.COLLISION, package_dirs=[str(package_share_dir(path))]
+    )
+    return full, geom
+
+
+def _joint_xml(model, jid: int) -> str:
+    """MJCF <joint> for pinocchio joint `jid` (revolute about z, or prismatic)."""
+    short = model.joints[jid].shortname()
+    lo, hi = model.lowerPositionLimit[model.idx_qs[jid]], model.upperPositionLimit[model.idx_qs[jid]]
+    name = model.names[jid]
+    if short == "JointModelRZ":
+        return f'<joint name="{name}" axis="0 0 1" range="{lo:.6g} {hi:.6g}" class="arm_joint"/>'
+    if short.startswith("JointModelP"):
+        if short == "JointModelPrismaticUnaligned":
+            axis = np.asarray(model.joints[jid].extract().axis)
+        else:
+            axis = {"JointModelPX": [1, 0, 0], "JointModelPY": [0, 1, 0], "JointModelPZ": [0, 0, 1]}[short]
+        return (
+            f'<joint name="{name}" type="slide" axis="{_fmt(axis)}" range="{lo:.6g} {hi:.6g}" '
+            'class="finger_joint"/>'
+        )
+    raise ValueError(f"unsupported joint type {short} for {name}")
+
+
 def panda_mjcf_body(kin: PandaKinematics, rgba: str = "0.85 0.85 0.88 1") -> tuple[str, str]:
-    """MJCF for the arm generated from the pinocchio model.
+    """MJCF of the arm and hand, generated from the full pinocchio model (inertias included).
 
     Returns:
         (assets, worldbody): `<mesh>` asset elements and the nested `<body>` tree (plus the base
-        geoms, which hang on the world body) as XML strings. Joints are named as in the URDF,
-        a site `tcp` sits on the TCP frame.
+        geoms, which hang on the world body) as XML strings. Joints are named as in the URDF (the
+        arm joints use default class `arm_joint`, the two finger slides `finger_joint`); arm meshes
+        use class `arm` (visual only), the finger boxes class `finger` (they collide). A site `tcp`
+        sits on the TCP frame.
     """
-    model, geom = kin.model, kin.geom_model
+    model, geom = load_panda_full(str(kin.urdf_path))
     assets: list[str] = []
     geoms_by_joint: dict[int, list[str]] = {i: [] for i in range(model.njoints)}
     for k, obj in enumerate(geom.geometryObjects):
         pos, quat = obj.placement.translation, _quat_wxyz(obj.placement.rotation)
-        common = f'pos="{_fmt(pos)}" quat="{_fmt(quat)}" rgba="{rgba}" class="arm"'
+        finger = obj.parentJoint > len(JOINT_NAMES)
+        common = (
+            f'pos="{_fmt(pos)}" quat="{_fmt(quat)}" rgba="{rgba}" class="{"finger" if finger else "arm"}"'
+        )
         shape = obj.geometry
         if obj.meshPath and obj.meshPath.lower().endswith(".stl"):
             mname = f"mesh{k}"
@@ -163,19 +209,29 @@ def panda_mjcf_body(kin: PandaKinematics, rgba: str = "0.85 0.85 0.88 1") -> tup
             geoms_by_joint[obj.parentJoint].append(f'<geom type="mesh" mesh="{mname}" {common}/>')
         elif type(shape).__name__ == "Box":
             half = np.asarray(shape.halfSide)
-            geoms_by_joint[obj.parentJoint].append(f'<geom type="box" size="{_fmt(half)}" {common}/>')
+            geoms_by_joint[obj.parentJoint].append(
+                f'<geom name="{obj.name}" type="box" size="{_fmt(half)}" {common}/>'
+            )
         else:
             logger.warning("skipping unsupported collision geometry %s", obj.name)
 
-    tcp = model.frames[kin.tcp_frame_id]
+    tcp_id = model.getFrameId(TCP_FRAME)
+    tcp = model.frames[tcp_id]
+
+    def inertial(jid: int) -> str:
+        ine = model.inertias[jid]
+        mass = max(float(ine.mass), 1e-3)
+        full = np.asarray(ine.inertia) + np.eye(3) * 1e-6  # MuJoCo needs a positive-definite inertia
+        vals = [full[0, 0], full[1, 1], full[2, 2], full[0, 1], full[0, 2], full[1, 2]]
+        return f'<inertial pos="{_fmt(ine.lever)}" mass="{mass:.9g}" fullinertia="{_fmt(vals)}"/>'
 
     def body(jid: int, indent: str) -> str:
         place = model.jointPlacements[jid]
-        lo, hi = model.lowerPositionLimit[jid - 1], model.upperPositionLimit[jid - 1]
         lines = [
             f'{indent}<body name="{model.names[jid]}_link" pos="{_fmt(place.translation)}" '
-            f'quat="{_fmt(_quat_wxyz(place.rotation))}">',
-            f'{indent}  <joint name="{model.names[jid]}" axis="0 0 1" range="{lo:.6g} {hi:.6g}"/>',
+            f'quat="{_fmt(_quat_wxyz(place.rotation))}" gravcomp="1">',
+            f"{indent}  {inertial(jid)}",
+            f"{indent}  {_joint_xml(model, jid)}",
         ]
         lines += [indent + "  " + g for g in geoms_by_joint[jid]]
         if tcp.parentJoint == jid:
@@ -183,9 +239,9 @@ def panda_mjcf_body(kin: PandaKinematics, rgba: str = "0.85 0.85 0.88 1") -> tup
                 f'{indent}  <site name="tcp" pos="{_fmt(tcp.placement.translation)}" '
                 f'quat="{_fmt(_quat_wxyz(tcp.placement.rotation))}" size="0.005"/>'
             )
-        children = [c for c in range(1, model.njoints) if model.parents[c] == jid]
-        for c in children:
-            lines.append(body(c, indent + "  "))
+        for c in range(1, model.njoints):
+            if model.parents[c] == jid:
+                lines.append(body(c, indent + "  "))
         lines.append(f"{indent}</body>")
         return "\n".join(lines)
 
