@@ -28,14 +28,6 @@ def _stub_preprocess(num_points=64):
     return fn
 
 
-def _has_perception() -> bool:
-    try:
-        from dp_perception.core import preprocess_cloud  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_generate_dataset_writes_dp3_layout(tmp_path):
     out = tmp_path / "d.zarr"
     summary = generate_dataset(
@@ -75,7 +67,6 @@ def test_cli_overrides_and_yaml():
     assert build_sim_config(DEFAULT_SIM_YAML, {}).camera_width == SimConfig().camera_width
 
 
-@pytest.mark.skipif(not _has_perception(), reason="dp_perception.core.preprocess_cloud missing")
 def test_make_dataset_cli_with_perception(tmp_path, capsys):
     from dp_sim.make_dataset import main
 
@@ -106,7 +97,6 @@ def test_make_dataset_cli_with_perception(tmp_path, capsys):
     assert root["meta/episode_seeds"][:].tolist() == [7, 8]
 
 
-@pytest.mark.skipif(not _has_perception(), reason="dp_perception.core.preprocess_cloud missing")
 def test_bag_round_trip_matches_direct_dataset(tmp_path):
     pytest.importorskip("rosbags")
     from dp_eval.bag_to_zarr import convert

@@ -27,14 +27,6 @@ def _stub_preprocess(num_points=32):
     return fn
 
 
-def _has_perception() -> bool:
-    try:
-        from dp_perception.core import preprocess_cloud  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_resize_zarr_images_in_place_matches_fit_image(tmp_path):
     out = tmp_path / "d.zarr"
     summary = generate_dataset(
@@ -63,7 +55,6 @@ def test_resize_zarr_images_in_place_matches_fit_image(tmp_path):
     assert data["agent_pos"].shape == (len(native), 7) and data["action"].shape == (len(native), 7)
 
 
-@pytest.mark.skipif(not _has_perception(), reason="dp_perception.core.preprocess_cloud missing")
 def test_make_dataset_cli_images_with_shape(tmp_path, capsys):
     from dp_sim.make_dataset import main
 
@@ -81,7 +72,6 @@ def test_make_dataset_cli_images_with_shape(tmp_path, capsys):
     assert main(["--out", str(out), "--image-shape", "36", "36"]) == 2  # needs --images
 
 
-@pytest.mark.skipif(not _has_perception(), reason="dp_perception.core.preprocess_cloud missing")
 def test_bag_image_topic_round_trip_matches_direct_dataset(tmp_path):
     pytest.importorskip("rosbags")
     from dp_eval.bag_to_zarr import convert
