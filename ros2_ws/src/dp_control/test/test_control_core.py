@@ -353,6 +353,28 @@ def test_gripper_column_is_a_step():
     assert all((g > 0) == (t >= 0.3 - 0.025) for t, g in grips if abs(t - 0.3) > 0.03)
 
 
+def test_gripper_target_is_forgotten_on_disable_and_re_enable():
+    """A new episode must not start by re-sending the last episode's gripper step (e.g. closed)."""
+    core = make_core(gripper_joint="finger")
+
+    def closed(t):
+        return np.concatenate([smooth_traj(t), np.zeros(np.shape(t) + (1,))], axis=-1)
+
+    sim = Sim(core, smooth_traj(0.0))
+    sim.pending.append((0.05, chunk_from(closed, 0.0, names=[*JOINTS, "finger"])))
+    sim.run_until(0.3)
+    assert sim.log[-1][1].gripper == 0.0
+    core.disable()
+    sim.run_until(1.0)
+    assert core.state == ControlState.INACTIVE
+    core.enable()
+    sim.log.clear()
+    sim.run_until(1.3)  # armed, no chunk yet: holds the arm and sends no gripper command
+    assert core.state == ControlState.ARMED
+    cmds = [c for _, c in sim.log if c is not None]
+    assert cmds and all(c.gripper is None for c in cmds)
+
+
 # ---------------------------------------------------------------------------- acceptance: safety
 def test_watchdog_brakes_to_rest_within_one_period_and_resumes_without_jump():
     core = make_core()

@@ -130,6 +130,9 @@ class ControlCore:
         self.chunk = None
         self._history = []
         self._ref_end = -math.inf
+        # A gripper target belongs to the chunks it came from: after disable / re-enable (a new
+        # episode, a reset hand) no gripper command is sent until a chunk is followed again.
+        self._gripper = None
 
     def _set_state(self, state: ControlState, reason: str) -> None:
         if state != self.state or reason != self.reason:
