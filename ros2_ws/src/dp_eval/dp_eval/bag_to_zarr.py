@@ -430,6 +430,7 @@ def main(
     perception_config: str = "",
     perception_defaults: dict | None = None,
     defaults: dict | None = None,
+    epilog: str = "",
 ) -> int:
     """Entry point (console script `bag_to_zarr`; ``python -m dp_sim.bag_to_zarr`` calls it too).
 
@@ -437,10 +438,13 @@ def main(
         perception_config: default of --perception-config ("" = PerceptionConfig's defaults).
         perception_defaults: PerceptionConfig fields applied under the file and --perception.
         defaults: other option defaults by argparse dest (e.g. gripper_joint), for aliases.
+        epilog: extra --help text (an alias's own options).
     """
     from dp_common.core.transforms import pose7_to_matrix
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, epilog=epilog or None, formatter_class=argparse.RawTextHelpFormatter
+    )
     ap.add_argument("bags", nargs="+", help="bag directories (or a folder holding them)")
     ap.add_argument("--out", required=True, help="output zarr directory (overwritten)")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         perception_config=str(default_perception_yaml(known.task)),
         perception_defaults=SIM_PERCEPTION_DEFAULTS,
         defaults=defaults,
+        epilog=f"dp_sim alias: --task {{{','.join(TASKS)}}} (default reach) picks the task's perception\n"
+        "file and, for lift / place / place_bimodal, --gripper-joint panda_finger_joint1\n"
+        "--gripper-command-topic /gripper_controller/commands (the bags of dp_sim.record_demos --task)",
     )
 
 
