@@ -153,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expert", nargs="*", default=[], help="ExpertConfig overrides key=value")
     ap.add_argument("--dt", type=float, default=0.1, help="expert command and camera period (s)")
     ap.add_argument(
-        "--clock-hz", type=float, default=50.0, help="joint_states and /clock rate (physics tick)"
+        "--clock-hz",
+        type=float,
+        default=50.0,
+        help="joint_states and /clock rate = physics tick (sim_node's); make_dataset steps at 50 Hz\n"
+        "too: keep it for data identical to make_dataset's",
     )
     ap.add_argument(
         "--max-steps", type=int, default=None, help="steps before giving up (default: task timeout / dt)"
