@@ -23,7 +23,8 @@ demonstrations, e.g. from ``dp_sim.record_demos --task lift``::
         --gripper-joint panda_finger_joint1 --gripper-command-topic /gripper_controller/commands
 
 The seed of an episode (meta/episode_seeds, and the perception's sampling seed) is the ``seed`` in
-the bag's --status-topic JSON when present (simulator bags), else the bag's index.
+the bag's --status-topic JSON when present (simulator bags), else the bag's index; its
+``expert_target`` (the goal a bimodal expert chose) goes to meta/episode_target (else -1).
 
 The world <- camera transform comes from /tf_static in the bag (a single static transform from
 --target-frame to the cloud's frame), or from --camera-transform x y z qx qy qz qw. The crop box,
@@ -109,6 +110,7 @@ class BagStreams:
     gripper: Series | None = None  # (G,) gripper commands (m), when a gripper column is asked for
     gripper_source: str = ""  # where the gripper commands came from (for error messages)
     seed: int | None = None  # the episode's seed from the status topic (simulator bags)
+    target: int = -1  # the expert's goal index from the status topic (bimodal tasks), else -1
 
 
 def _joint_columns(names: list[str], joints: list[str]) -> list[int] | None:
@@ -156,7 +158,7 @@ def read_bag(
     state_joints = list(joints) + ([gripper_joint] if gripper_joint else [])
     st: dict[str, tuple[list, list]] = {j: ([], []) for j in state_joints}
     tfs: dict[tuple[str, str], np.ndarray] = {}
-    seed = None
+    seed, target = None, -1
     with BagReader(Path(path)) as reader:
         topics = {
             t for t in (cloud_topic, image_topic, state_topic, action_topic, gripper_command_topic) if t
@@ -191,9 +193,11 @@ def read_bag(
             elif m.topic == status_topic:
                 if seed is None:
                     try:
-                        seed = int(json.loads(msg.data)["seed"])
-                    except (ValueError, KeyError, TypeError):
-                        seed = None
+                        status = json.loads(msg.data)
+                        seed = int(status["seed"])
+                        target = int(status.get("expert_target", -1))
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        seed, target = None, -1
             elif m.topic in (state_topic, action_topic):
                 js = read_joint_state(msg)
                 t = ns_to_s(js.stamp_ns)
@@ -236,6 +240,7 @@ def read_bag(
         gripper,
         source,
         seed,
+        target,
     )
 
 
@@ -318,7 +323,7 @@ def streams_to_episode(
     return Episode(
         seed=seed,
         success=True,
-        target_index=-1,
+        target_index=s.target,
         point_cloud=np.stack(pcs) if pcs else None,
         state=np.asarray(states, dtype=np.float32),
         action=np.asarray(actions, dtype=np.float32),
@@ -352,7 +357,8 @@ def convert(
     column to state (from joint_states) and action (from ``gripper_command_topic``, else from the
     action topic's JointState). An episode's seed (meta/episode_seeds, and the seed of the
     perception's sampling) is the ``seed`` of the first JSON message on ``status_topic`` when the bag
-    has one (simulator bags), else the bag's index.
+    has one (simulator bags), else the bag's index; its ``expert_target`` (which goal the expert
+    chose) goes to meta/episode_target (-1 when absent).
 
     Raises:
         ValueError: bad arguments, a missing topic or joint, a step without a gripper command.

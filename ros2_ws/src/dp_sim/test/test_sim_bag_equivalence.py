@@ -23,7 +23,8 @@ from dp_common.msgs.joint_state import read_joint_state  # noqa: E402
 from dp_sim import bag_to_zarr, make_dataset, record_demos  # noqa: E402
 
 SEEDS = ["--seed-start", "11", "--episodes", "2"]
-KEYS = ("data/point_cloud", "data/state", "data/action", "meta/episode_ends", "meta/episode_seeds")
+KEYS = ("data/point_cloud", "data/state", "data/action", "meta/episode_ends", "meta/episode_seeds",
+        "meta/episode_target")  # fmt: skip
 
 
 def _last_json(capsys) -> dict:
