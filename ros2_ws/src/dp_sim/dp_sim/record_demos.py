@@ -23,10 +23,10 @@ panda_finger_joint1 --gripper-command-topic /gripper_controller/commands`` joins
 8-column action (``python -m dp_sim.bag_to_zarr --task lift`` sets both).
 
 The messages are built with the builders the nodes publish with and written straight to the bag
-(no DDS in between): a recording over DDS (``sim_node expert_drive:=true`` + ``dp_eval``'s
-``bag_recorder``, converted with ``--gripper-joint panda_finger_joint1``, the expert's JointState
-carrying the gripper name) works too, but best-effort camera QoS and a free-running sim may drop
-frames, so only this writer is deterministic.
+(no DDS in between). Recording the running graph instead (``sim_node expert_drive:=true``, whose
+``expert/joint_command`` carries the gripper name, and ``dp_eval``'s ``bag_recorder``) is not
+deterministic: best-effort camera QoS and a free-running sim may drop frames, sim_node publishes
+no /tf_static and renders its first frame one camera period after the reset.
 
 The episode loop is ``dp_sim.core.dataset.expert_rollout``, the one ``make_dataset`` runs: for the
 same seed, task and perception settings the converted bags and ``make_dataset``'s zarr hold
