@@ -6,7 +6,10 @@ PYTEST_ARGS ?=
 
 .PHONY: setup build test lint bench demo eval compare data train train-sim clean help
 TRAIN_CONFIG ?= ros2_ws/src/dp_policy/config/train_simple_dp3.yaml
-SIM_DATA := data/sim_reach_train.zarr
+# simulator task of `make data` / `make train-sim`: reach (default), lift or place
+TASK ?= reach
+SIM_DATA := data/sim_$(TASK)_train.zarr
+SIM_TRAIN_CONFIG := ros2_ws/src/dp_sim/config/train_sim_$(TASK).yaml
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -36,15 +39,16 @@ compare: setup  ## DP3 vs image Diffusion Policy on the same 20 seeded sim episo
 	@$(ENV) python -m dp_sim.compare --checkpoint checkpoints/sim_reach_dp3 \
 		--checkpoint checkpoints/sim_reach_image_dp --episodes 20 --out out/compare $(COMPARE_ARGS)
 
-data: setup  ## simulator demonstrations (200 expert episodes, seeds 0-199) as DP3 zarr
-	@$(ENV) python -m dp_sim.make_dataset --out $(SIM_DATA) --episodes 200 --seed-start 0
+data: setup  ## simulator demonstrations (200 expert episodes, seeds 0-199) as DP3 zarr: make data [TASK=lift|place]
+	@$(ENV) python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes 200 --seed-start 0
 
 train: setup  ## train a policy: make train TRAIN_CONFIG=cfg.yaml TRAIN_ARGS="dataset=... output_dir=..."
 	@$(ENV) python -m dp_policy.train --config $(TRAIN_CONFIG) $(TRAIN_ARGS)
 
-train-sim: setup  ## reproduce the shipped simulator checkpoint (data + training, resumable)
-	@$(ENV) test -d $(SIM_DATA) || python -m dp_sim.make_dataset --out $(SIM_DATA) --episodes 200 --seed-start 0
-	@$(ENV) python -m dp_policy.train --config ros2_ws/src/dp_sim/config/train_sim_reach.yaml $(TRAIN_ARGS)
+train-sim: setup  ## reproduce a shipped simulator checkpoint (data + training, resumable): make train-sim [TASK=lift|place]
+	@$(ENV) test -f $(SIM_TRAIN_CONFIG) || { echo "make train-sim: no $(SIM_TRAIN_CONFIG) (TASK=reach, lift or place)" >&2; exit 2; }
+	@$(ENV) test -d $(SIM_DATA) || python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes 200 --seed-start 0
+	@$(ENV) python -m dp_policy.train --config $(SIM_TRAIN_CONFIG) $(TRAIN_ARGS)
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log

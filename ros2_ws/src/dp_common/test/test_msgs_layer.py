@@ -144,6 +144,17 @@ def test_joint_state_round_trip(kind):
 
 
 @pytest.mark.parametrize("kind", ["rclpy", "rosbags"])
+def test_float64_array_round_trip(kind):
+    from dp_common.msgs.array import build_float64_array, read_float64_array
+
+    typestore, types = _types(kind)
+    for values in ([0.04], np.linspace(-1, 1, 7)):
+        got = read_float64_array(_through(kind, typestore, build_float64_array(values, types)))
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, np.asarray(values, dtype=np.float64))
+
+
+@pytest.mark.parametrize("kind", ["rclpy", "rosbags"])
 def test_tf_round_trip(kind):
     from dp_common.core.transforms import quaternion_to_matrix
     from dp_common.msgs.transform import build_tf, build_transform, read_tf, read_transform

@@ -11,6 +11,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from dp_common.msgs import NS_PER_S, ns_to_s, s_to_ns
+from dp_common.msgs.array import build_float64_array
 from dp_common.msgs.chunk import read_chunk
 from dp_control.core import RawChunk
 
@@ -53,6 +54,4 @@ def joint_trajectory_msg(
 
 def float64_array_msg(values: np.ndarray | Sequence[float]) -> Float64MultiArray:
     """Values -> std_msgs/Float64MultiArray (forward_position_controller / gripper commands)."""
-    msg = Float64MultiArray()
-    msg.data = [float(v) for v in np.atleast_1d(np.asarray(values, dtype=np.float64))]
-    return msg
+    return build_float64_array(values)

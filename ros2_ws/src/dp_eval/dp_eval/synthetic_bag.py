@@ -5,6 +5,11 @@ camera optical frame), ``/tf_static`` (world <- camera_optical_frame), ``joint_s
 joints on smooth sinusoids), ``expert/joint_command`` (the expert's target = the joint state one
 dt ahead), ``sim/episode_status`` (JSON with the episode's seed) and ``robot_description``.
 Several episodes follow each other in one bag, with a pause between them.
+
+With ``gripper=True`` a second publisher on ``joint_states`` carries the hand
+(``panda_finger_joint1/2`` at 20 Hz, :func:`finger_opening`), and ``gripper_controller/commands``
+(std_msgs/Float64MultiArray, one value) carries the gripper command only when it changes
+(:func:`gripper_command`), as a gripper driver's command topic does.
 """
 
 from __future__ import annotations
@@ -15,11 +20,27 @@ import numpy as np
 
 from dp_common.bags import BagWriter
 from dp_common.msgs import s_to_ns
+from dp_common.msgs.array import build_float64_array
 from dp_common.msgs.cloud import build_cloud
 from dp_common.msgs.image import build_image
 from dp_common.msgs.joint_state import build_joint_state
 from dp_common.msgs.transform import build_tf, build_transform
 from dp_eval.core.synthetic import CAMERA_FRAME, JOINT_NAMES, joint_trajectory
+
+FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+GRIPPER_TOPIC = "gripper_controller/commands"
+FINGER_HZ = 20.0
+
+
+def gripper_command(t, episode_s: float) -> np.ndarray:
+    """Per-finger opening command (m) at episode time t (s): open (0.04) for the first half, then 0."""
+    return np.where(np.asarray(t, dtype=float) < episode_s / 2, 0.04, 0.0)
+
+
+def finger_opening(t, episode_s: float) -> np.ndarray:
+    """Measured finger position (m): follows the command at 0.05 m/s from episode_s / 2 on."""
+    closing = np.clip(np.asarray(t, dtype=float) - episode_s / 2, 0.0, None)
+    return np.clip(0.04 - 0.05 * closing, 0.0, 0.04)
 
 
 def write_synthetic_bag(
@@ -36,6 +57,8 @@ def write_synthetic_bag(
     typestore=None,
     images: bool = False,
     t0_s: float = 1.0,
+    gripper: bool = False,
+    gripper_command_times: tuple[float, ...] | None = None,
 ) -> dict:
     """Writes a synthetic demonstration bag; returns a description (topics, counts, transform).
 
@@ -43,6 +66,7 @@ def write_synthetic_bag(
     that float seconds cannot hold exactly); messages are stamped with their
     sensor time, which is also the bag time. ``images``: also ``camera/image``, the same camera's
     (height, width) colors as bgr8 (as many RGB-D drivers publish them), stamped with the cloud.
+    ``gripper``: the hand's joint_states and gripper commands (see the module docstring).
     """
     from dp_perception.core.synthetic import tabletop_cloud
 
@@ -58,6 +82,7 @@ def write_synthetic_bag(
             ("expert/joint_command", "sensor_msgs/msg/JointState"),
             ("sim/episode_status", "std_msgs/msg/String"),
             *([("camera/image", "sensor_msgs/msg/Image")] if images else []),
+            *([(GRIPPER_TOPIC, "std_msgs/msg/Float64MultiArray")] if gripper else []),
         ):
             w.add_topic(topic, typ)
         String = types["std_msgs/msg/String"]
@@ -87,6 +112,15 @@ def write_synthetic_bag(
                 if images:  # bgr8, as many RGB-D drivers publish them
                     image = build_image(stamp_ns, CAMERA_FRAME, syn.rgb, "bgr8", types)
                     msgs.append((t_start + t, "camera/image", image))
+            if gripper:
+                tf_ = np.arange(int(round(episode_s * FINGER_HZ)) + 1) / FINGER_HZ
+                for t, g in zip(tf_, finger_opening(tf_, episode_s), strict=True):
+                    js = build_joint_state(s_to_ns(t_start + t), FINGER_JOINTS, [g, g], types=types)
+                    msgs.append((t_start + t, "joint_states", js))
+                # only when the command changes (default), or at gripper_command_times (episode s)
+                for t in gripper_command_times or (0.0, episode_s / 2):
+                    cmd = build_float64_array(gripper_command(t, episode_s), types)
+                    msgs.append((t_start + t, GRIPPER_TOPIC, cmd))
             for t in np.arange(0, episode_s, 0.5):
                 status = json.dumps({"seed": 100 + e, "time": round(float(t), 3), "success": False})
                 msgs.append((t_start + t, "sim/episode_status", String(data=status)))

@@ -66,6 +66,7 @@ class EpisodeManager:
         self.actual: list[tuple[float, list[float]]] = []
         self.commanded: list[tuple[float, list[float]]] = []
         self.chunks = 0
+        self.chunk_joint_names: list[str] = []  # columns of the newest chunk (8 with a gripper)
         self.last_command_wall = 0.0
         self.joint_names: list[str] = []
         n.create_subscription(String, "sim/episode_status", self._on_status, reliable_qos(10))
@@ -104,6 +105,7 @@ class EpisodeManager:
 
     def _on_chunk(self, msg) -> None:
         self.chunks += 1
+        self.chunk_joint_names = list(msg.joint_names)
 
     def _on_diag(self, msg) -> None:
         for st in msg.status:
@@ -181,6 +183,7 @@ def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: flo
         "episode_time_s": st.get("time"),
         "final_goal_distance_m": st.get("goal_distance"),
         "chunks": mgr.chunks - chunks0,
+        "chunk_joint_names": list(mgr.chunk_joint_names),
         "real_time_factor": sim_elapsed / wall_elapsed if wall_elapsed > 0 else float("nan"),
         "trace": {"actual": list(mgr.actual), "commanded": list(mgr.commanded), "t0": t0_sim},
     }

@@ -201,6 +201,7 @@ class SimNode(Node):
             return
         self.scene.set_gripper(data[0])
         self.diag.tick("gripper_commands")
+        self.diag.count("gripper commands applied")
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         try:

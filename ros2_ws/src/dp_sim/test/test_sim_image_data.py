@@ -82,7 +82,9 @@ def test_bag_image_topic_round_trip_matches_direct_dataset(tmp_path):
 
     scene = SimScene(CAM)
     try:
-        res = record_episode(tmp_path / "bag0", scene, ReachExpert(kin=scene.kin), seed=2, hold_steps=2)
+        res = record_episode(
+            tmp_path / "bag0", scene, ReachExpert(kin=scene.kin), seed=2, ep_cfg=EpisodeConfig(hold_steps=2)
+        )
     finally:
         scene.close()
     assert res["success"]

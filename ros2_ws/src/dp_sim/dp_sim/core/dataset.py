@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,12 +84,18 @@ class EpisodeConfig:
     keep_failures: bool = field(
         default=False, metadata={"help": "also write episodes where the expert failed"}
     )
+    tick_s: float = field(
+        default=0.02,
+        metadata={"help": "physics tick (s; sim_node's 1/clock_hz): success is judged after every tick"},
+    )
 
     def __post_init__(self) -> None:
         if not 0.001 <= self.dt <= 1.0:
             raise ValueError(f"dt: expected 0.001..1 s. Got {self.dt}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps: expected >= 1. Got {self.max_steps}")
+        if not 0 < self.tick_s <= self.dt:
+            raise ValueError(f"tick_s: expected 0 < tick_s <= dt = {self.dt} s. Got {self.tick_s}")
         if self.hold_steps < 0:
             raise ValueError(f"hold_steps: expected >= 0. Got {self.hold_steps}")
 
@@ -107,6 +113,75 @@ def perception_preprocessor(perception_cfg: dict | None = None) -> tuple[Preproc
     return cloud_preprocessor({**SIM_PERCEPTION_DEFAULTS, **(perception_cfg or {})})
 
 
+@dataclass
+class RolloutStep:
+    """One expert step of a rollout: the observation at `time_s` and the action commanded right after it."""
+
+    k: int  # step index in the episode
+    time_s: float  # sim time of the observation (s since the reset)
+    obs: dict  # SimScene.render() output (xyz, rgb, rgb_image, transform, ...)
+    state: np.ndarray  # (7,) measured joints (rad) [+ finger opening (m)], float64
+    action: np.ndarray  # (7,) joint targets (rad) [+ per-finger opening command (m)], float64
+    tcp: np.ndarray  # (3,) TCP position (m, world)
+
+
+def expert_rollout(
+    scene: SimScene,
+    expert,
+    seed: int,
+    ep_cfg: EpisodeConfig | None = None,
+    rgb: bool = True,
+    on_tick: Callable[[SimScene], None] | None = None,
+) -> Iterator[RolloutStep]:
+    """Reset to `seed` and roll the expert out: the one episode loop of make_dataset and record_demos.
+
+    Every step renders the camera, reads the state, computes and applies the expert's action
+    (yielded), then advances the physics by ``dt`` in ticks of ``ep_cfg.tick_s`` (sim_node's clock
+    period), so the task's success is judged after every tick, as in the closed loop.
+    ``on_tick(scene)`` runs after every tick that does not end the step (the next yield covers that
+    instant): a bag writer publishes joint_states and /clock there. The episode ends ``hold_steps``
+    steps after the first success, or after ``max_steps``::
+
+        t_k:  render, q  ->  yield step k (obs, state, action applied)
+              tick, on_tick, tick, on_tick, ..., tick       (dt / tick_s ticks)
+        t_k+1 ...
+    """
+    ep_cfg = ep_cfg or EpisodeConfig()
+    n_ticks = max(1, int(round(ep_cfg.dt / ep_cfg.tick_s)))
+    scene.reset(seed)
+    expert.start(scene)
+    gripper = expert.action_dim == 8
+    hold_left = None
+    for k in range(ep_cfg.max_steps):
+        t = scene.time
+        obs = scene.render(rgb=rgb)
+        state = np.append(scene.q, scene.gripper_opening) if gripper else scene.q.copy()
+        tcp = scene.tcp_position()
+        action = expert_step(scene, expert, ep_cfg.dt)
+        yield RolloutStep(k, t, obs, state, action, tcp)
+        for i in range(n_ticks):
+            scene.step(ep_cfg.tick_s)
+            if on_tick is not None and i < n_ticks - 1:
+                on_tick(scene)
+        if hold_left is None and scene.success_time is not None:
+            hold_left = ep_cfg.hold_steps
+        elif hold_left is not None:
+            hold_left -= 1
+        if hold_left is not None and hold_left <= 0:
+            break
+
+
+def received_transform(matrix) -> np.ndarray:
+    """The (4, 4) transform a receiver rebuilds from its translation + quaternion.
+
+    What bag_to_zarr reads from /tf_static and perception_node from TF: make_dataset preprocesses
+    with it too, so both data paths transform the clouds with the very same matrix.
+    """
+    from dp_common.core.transforms import matrix_to_pose7, pose7_to_matrix
+
+    return pose7_to_matrix(matrix_to_pose7(matrix))
+
+
 def run_expert_episode(
     scene: SimScene,
     expert: ReachExpert,
@@ -115,33 +190,19 @@ def run_expert_episode(
     ep_cfg: EpisodeConfig | None = None,
     keep_images: bool = False,
 ) -> Episode:
-    """Reset to `seed`, roll the expert out at ep_cfg.dt, preprocess every cloud."""
-    ep_cfg = ep_cfg or EpisodeConfig()
-    scene.reset(seed)
-    expert.start(scene)
-    gripper = expert.action_dim == 8
+    """Reset to `seed`, roll the expert out (:func:`expert_rollout`), preprocess every cloud."""
     clouds, states, actions, tcps, images = [], [], [], [], []
-    hold_left = None
-    for k in range(ep_cfg.max_steps):
-        obs = scene.render(rgb=keep_images or _needs_rgb(preprocess))
+    transform = received_transform(scene.camera_transform)
+    for step in expert_rollout(scene, expert, seed, ep_cfg, rgb=keep_images or _needs_rgb(preprocess)):
+        obs = step.obs
         clouds.append(
-            np.asarray(
-                preprocess(obs["xyz"], obs["rgb"], obs["transform"], seed * 1000 + k),
-                dtype=np.float32,
-            )
+            np.asarray(preprocess(obs["xyz"], obs["rgb"], transform, seed * 1000 + step.k), dtype=np.float32)
         )
-        states.append(np.append(scene.q, scene.gripper_opening) if gripper else scene.q.copy())
-        tcps.append(scene.tcp_position())
+        states.append(step.state)
+        tcps.append(step.tcp)
+        actions.append(step.action)
         if keep_images:
             images.append(obs["rgb_image"])
-        actions.append(expert_step(scene, expert, ep_cfg.dt))
-        scene.step(ep_cfg.dt)
-        if hold_left is None and scene.success_time is not None:
-            hold_left = ep_cfg.hold_steps
-        elif hold_left is not None:
-            hold_left -= 1
-        if hold_left is not None and hold_left <= 0:
-            break
     return Episode(
         seed=int(seed),
         success=scene.success_time is not None,

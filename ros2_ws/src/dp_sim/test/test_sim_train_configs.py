@@ -1,0 +1,60 @@
+"""The manipulation training configs match what the simulator deploys (issue 13).
+
+A checkpoint records its perception parameters and policy_node refuses / warns on a mismatch with
+perception_node; these tests keep train_sim_<task>.yaml, the perception_node parameters of
+launch/sim.launch.py for that task and make_dataset's preprocessing from drifting apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+pytest.importorskip("dp_perception.core")
+
+from dp_common.cli import config_params, load_yaml_params  # noqa: E402
+from dp_common.launcher import load_launch_file  # noqa: E402
+from dp_perception.core import PerceptionConfig  # noqa: E402
+from dp_sim.core.robot import GRIPPER_JOINT, JOINT_NAMES  # noqa: E402
+from dp_sim.make_dataset import CONFIG_DIR, default_perception_yaml  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+TASKS = ("reach", "lift", "place")
+
+
+def _launched_perception(task: str) -> PerceptionConfig:
+    """PerceptionConfig of the perception_node that launch/sim.launch.py starts for `task`."""
+    launch = load_launch_file(ROOT / "launch" / "sim.launch.py")
+    args = {a.name: a.default for a in launch.ARGUMENTS} | {"task": task}
+    (spec,) = [s for s in launch.node_specs(args) if s.executable == "perception_node"]
+    names = {f.name for f in dataclasses.fields(PerceptionConfig)}
+    params: dict = {}
+    for p in spec.parameters:  # applied in order, as ROS applies params files and dicts
+        params.update({k: v for k, v in p.items() if k in names} if isinstance(p, dict) else
+                      load_yaml_params(p, PerceptionConfig))  # fmt: skip
+    return PerceptionConfig(**params)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_training_perception_block_equals_the_launched_perception_node(task):
+    train = yaml.safe_load((CONFIG_DIR / f"train_sim_{task}.yaml").read_text())
+    trained = PerceptionConfig(**train["policy"]["perception"])
+    launched = _launched_perception(task)
+    assert dataclasses.asdict(trained) == dataclasses.asdict(launched)
+    # and make_dataset preprocesses the task's clouds with the same parameters
+    from dp_sim.core.dataset import perception_preprocessor
+
+    _, made = perception_preprocessor(config_params(default_perception_yaml(task), PerceptionConfig, []))
+    assert made == PerceptionConfig(**made).to_dict() == launched.to_dict()
+
+
+@pytest.mark.parametrize("task", ("lift", "place"))
+def test_manipulation_training_configs_have_the_gripper_column_last(task):
+    train = yaml.safe_load((CONFIG_DIR / f"train_sim_{task}.yaml").read_text())
+    assert train["policy"]["joint_names"] == [*JOINT_NAMES, GRIPPER_JOINT]
+    assert train["policy"]["preset"] == "simple_dp3"
+    assert train["dataset"] == f"data/sim_{task}_train.zarr"  # what `make data TASK=<task>` writes
+    assert 0 < train["max_train_steps"] <= 6000  # ~0.6 s a step here: within issue 13's 60 min
