@@ -382,10 +382,15 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path, dp_train_cli):
     assert policy.config.joint_names == ["x", "y", "z"]
     assert policy.config.perception == {"target_frame": "world"}
     assert (run / "checkpoints" / "epoch_0002" / "model.safetensors").exists()
-    # resume: continue to 3 epochs from train_state
+    # resume with more epochs: the saved schedule has ended, so nothing happens unless asked for
     args3 = ["num_epochs=3" if a == "num_epochs=2" else a for a in args]
     r = dp_train_cli("train_simple_dp3.yaml", args3)
+    assert r.returncode == 0 and "saved LR schedule already ended" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 2
+    # continue to 3 epochs from train_state on a new schedule: explicit, and warned
+    r = dp_train_cli("train_simple_dp3.yaml", [*args3, "reschedule=true"])
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "reschedule=true: the LR schedule horizon changes" in r.stderr
     assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 3
     bad = dp_train_cli("train_simple_dp3.yaml", [*args, "bogus_key=1"], timeout=120)
     assert bad.returncode == 2 and "unknown training keys" in bad.stderr

@@ -151,7 +151,8 @@ class TrainConfig:
     ema_min_value: float = field(default=0.0, metadata={"help": "EMA decay floor"})
     ema_max_value: float = field(default=0.9999, metadata={"help": "EMA decay ceiling"})
     progress: bool = field(
-        default=True, metadata={"help": "progress bar on a terminal; plain periodic lines otherwise"}
+        default=True,
+        metadata={"help": "progress bar on a terminal (plain periodic lines otherwise, or when false)"},
     )
     log_every_s: float = field(default=10.0, metadata={"help": "seconds between plain progress lines"})
     eval_every: int = field(
@@ -284,8 +285,10 @@ def plan_horizon(step: int, seconds_per_step: float, budget_left_s: float, cap: 
     """The budget rule: the cosine horizon is the step the run reaches when the budget ends.
 
     ``horizon = step + floor(0.97 * budget_left_s / seconds_per_step)`` (3% kept for the final
-    validation and checkpoint), capped by ``num_epochs`` / ``max_train_steps``; ``seconds_per_step``
-    is the measured wall time per step including validation and checkpoints.
+    validation and checkpoint), capped by ``num_epochs`` / ``max_train_steps``. ``train`` plans once,
+    at the first epoch end or after 50 steps, whichever comes first, but not before 5% of the budget
+    has passed; ``seconds_per_step`` is the wall time per step measured until then, validation,
+    checkpoints and logging included. Until then the warm-up runs (it does not depend on the horizon).
     """
     fit = int(0.97 * max(0.0, budget_left_s) / max(seconds_per_step, 1e-9))
     return max(step + 1, min(cap, step + fit))
@@ -599,7 +602,7 @@ def train(
     stop_reason = ""
     last_val = float("nan")
     last_line = time.monotonic()
-    t_steps0, step0 = None, step  # step-time measurement for the budget planner
+    step0 = step  # step-time measurement for the budget planner: this invocation's steps
     frac = 0.0  # fraction of a partial epoch done when a signal stopped the run
 
     def wall() -> float:
@@ -614,6 +617,10 @@ def train(
             "batch_in_epoch": batch_in_epoch, "epoch_rng": rng_state, "best_val": best_val,
             "train_wall_s": wall(), "horizon_planned": planned, "policy_config": pcfg.to_dict()})  # fmt: skip
         checkpoint = out_dir / "latest"
+
+    def step_s() -> float:
+        """Wall seconds per step in this invocation, validation, checkpoints and logging included."""
+        return (wall() - prev_wall) / max(1, step - step0)
 
     def should_stop() -> str:
         reason = stop.reason
@@ -660,18 +667,8 @@ def train(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=epoch)
-                if t_steps0 is None:
-                    t_steps0, step0 = time.monotonic(), step  # the first step (allocations) is not timed
-                if not planned and step - step0 >= 50:
-                    horizon = _plan(
-                        sched,
-                        step,
-                        (time.monotonic() - t_steps0) / (step - step0),
-                        budget - wall(),
-                        cap,
-                        cfg.lr_warmup_steps,
-                        bar,
-                    )
+                if not planned and step - step0 >= 50 and wall() - prev_wall >= 0.05 * budget:
+                    horizon = _plan(sched, step, step_s(), budget - wall(), cap, cfg.lr_warmup_steps, bar)
                     planned = True
                 stop_reason = should_stop()
                 if stop_reason in ("SIGINT", "SIGTERM", "stop"):
@@ -720,9 +717,8 @@ def train(
                 best_val = rec["val_loss"]
                 extra = {"epoch": epoch, "step": step, "val_loss": best_val, "train_wall_s": round(wall(), 1)}
                 save_checkpoint(out_dir / "best", pcfg, ema_model, norm, extra)
-            if not planned and budget > 0:  # first epoch shorter than 50 steps: plan with its overheads
-                horizon = _plan(sched, step, (wall() - prev_wall) / max(1, step - step0 + 1), budget - wall(),
-                                cap, cfg.lr_warmup_steps, bar)  # fmt: skip
+            if not planned and budget > 0 and wall() - prev_wall >= 0.05 * budget:
+                horizon = _plan(sched, step, step_s(), budget - wall(), cap, cfg.lr_warmup_steps, bar)
                 planned = True
             history.append(rec)
             if callback is not None:
@@ -736,11 +732,7 @@ def train(
                         if k in rec:
                             tb.add_scalar(k, rec[k], step)
                 now = time.monotonic()
-                if (
-                    bar is None
-                    and cfg.progress
-                    and (now - last_line >= cfg.log_every_s or last or "success_rate" in rec)
-                ):
+                if bar is None and (now - last_line >= cfg.log_every_s or last or "success_rate" in rec):
                     last_line = now
                     logger.info(
                         _progress_line(
@@ -750,7 +742,7 @@ def train(
                             has_val,
                             horizon,
                             step,
-                            (wall() - prev_wall) / max(1, step - step0 + 1),
+                            step_s(),
                             budget,
                             wall(),
                         )
