@@ -29,7 +29,7 @@ from dp_policy.core.training import (
     prune_checkpoints,
     split_with_minimum,
 )
-from dp_policy.train import config_keys
+from dp_policy.train import build_config, config_keys
 
 PKG = Path(__file__).resolve().parents[1]
 TINY = [
@@ -130,6 +130,20 @@ def test_yaml_lists_every_key(name):
     expected = {k for k, *_ in config_keys()}
     assert sorted(expected - listed) == [], f"{name} misses keys"
     assert sorted(listed - expected) == [], f"{name} has keys the dataclasses do not know"
+    # every value has its field's type (YAML reads 1e-8 as a string, 1.0e-8 as a float)
+    raw = yaml.safe_load((PKG / "config" / name).read_text())
+    for key, _typ, default, _help in config_keys():
+        node = raw
+        for part in key.split("."):
+            node = node[part]
+        if isinstance(default, bool) or isinstance(default, list | dict):
+            assert isinstance(node, type(default)), (key, node)
+        elif isinstance(default, float):
+            assert isinstance(node, int | float) and not isinstance(node, bool), (key, node)
+        elif isinstance(default, int):
+            assert isinstance(node, int) and not isinstance(node, bool), (key, node)
+    cfg = build_config(str(PKG / "config" / name), ["dataset=d.zarr"])
+    assert cfg.policy_config(state_dim=7, action_dim=7).name == raw["policy"]["preset"]
 
 
 # ---------------------------------------------------------------- user errors: one line, exit 2
