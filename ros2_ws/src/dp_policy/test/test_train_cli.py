@@ -44,8 +44,13 @@ def _write_dataset(path: Path, n_episodes: int = 6, n_steps: int = 18) -> Path:
     eps, start = [], 0
     for end in data["episode_ends"]:
         sl = slice(start, int(end))
-        eps.append({"point_cloud": data["point_cloud"][sl], "state": data["agent_pos"][sl],
-                    "action": data["action"][sl]})  # fmt: skip
+        eps.append(
+            {
+                "point_cloud": data["point_cloud"][sl],
+                "state": data["agent_pos"][sl],
+                "action": data["action"][sl],
+            }
+        )
         start = int(end)
     save_zarr(path, eps)
     return path
@@ -101,8 +106,13 @@ def test_prune_keeps_newest(tmp_path):
 
 def test_help_lists_every_key_with_type_default_and_meaning():
     env = {"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-m", "dp_policy.train", "--help"], capture_output=True, text=True,
-                       env=env, timeout=60)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "dp_policy.train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     keys = config_keys()
     for key, typ, _default, text in keys:
@@ -160,8 +170,11 @@ def _one_line_error(r: subprocess.CompletedProcess, *words: str) -> str:
 
 
 def test_error_missing_dataset(tmp_path, dp_train_cli):
-    r = dp_train_cli("train_simple_dp3.yaml", [f"dataset={tmp_path / 'nonexistent.zarr'}",
-                                               f"output_dir={tmp_path / 'run'}", *TINY], timeout=120)  # fmt: skip
+    r = dp_train_cli(
+        "train_simple_dp3.yaml",
+        [f"dataset={tmp_path / 'nonexistent.zarr'}", f"output_dir={tmp_path / 'run'}", *TINY],
+        timeout=120,
+    )
     _one_line_error(r, "does not exist", "pass dataset=")
 
 
@@ -169,19 +182,26 @@ def test_error_malformed_dataset(tmp_path, dp_train_cli):
     bad = tmp_path / "bad.zarr"
     (bad / "data").mkdir(parents=True)
     (bad / "readme.txt").write_text("not a zarr store")
-    r = dp_train_cli("train_simple_dp3.yaml", [f"dataset={bad}", f"output_dir={tmp_path / 'run'}", *TINY],
-                     timeout=120)  # fmt: skip
+    r = dp_train_cli(
+        "train_simple_dp3.yaml", [f"dataset={bad}", f"output_dir={tmp_path / 'run'}", *TINY], timeout=120
+    )
     _one_line_error(r, "not a readable DP3 zarr store", "meta/episode_ends")
 
 
 def test_error_wrong_shapes(tmp_path, zarr_path, dp_train_cli):
     # three action columns in the data, two joint names in the config
-    r = dp_train_cli("train_simple_dp3.yaml", [f"dataset={zarr_path}", f"output_dir={tmp_path / 'run'}", *TINY,
-                                               "policy.joint_names=[a,b]"], timeout=120)  # fmt: skip
+    r = dp_train_cli(
+        "train_simple_dp3.yaml",
+        [f"dataset={zarr_path}", f"output_dir={tmp_path / 'run'}", *TINY, "policy.joint_names=[a,b]"],
+        timeout=120,
+    )
     _one_line_error(r, "joint_names", "policy.")
     # a point-cloud encoder on a dataset without point clouds
-    r = dp_train_cli("train_simple_dp3.yaml", [f"dataset={zarr_path}", f"output_dir={tmp_path / 'run'}", *TINY,
-                                               "policy.encoder.type=image"], timeout=120)  # fmt: skip
+    r = dp_train_cli(
+        "train_simple_dp3.yaml",
+        [f"dataset={zarr_path}", f"output_dir={tmp_path / 'run'}", *TINY, "policy.encoder.type=image"],
+        timeout=120,
+    )
     _one_line_error(r, "has no", "encoder.type")
 
 
@@ -222,9 +242,21 @@ def _lr_at(history: Path, step: int) -> float | None:
 
 def test_sigterm_saves_and_resume_continues_the_same_schedule(tmp_path, zarr_path):
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "dp_policy.train", "--config", str(PKG / "config" / "train_simple_dp3.yaml"),
-            f"dataset={zarr_path}", f"output_dir={run}", "num_epochs=100000", "max_train_time=60s",
-            "val_ratio=0.2", "checkpoint_every=1000", "log_every_s=0", *TINY]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "dp_policy.train",
+        "--config",
+        str(PKG / "config" / "train_simple_dp3.yaml"),
+        f"dataset={zarr_path}",
+        f"output_dir={run}",
+        "num_epochs=100000",
+        "max_train_time=60s",
+        "val_ratio=0.2",
+        "checkpoint_every=1000",
+        "log_every_s=0",
+        *TINY,
+    ]
     env = {"PYTHONPATH": str(PKG), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     history = run / "history.jsonl"
@@ -273,8 +305,13 @@ def test_sigterm_saves_and_resume_continues_the_same_schedule(tmp_path, zarr_pat
         assert math.isclose(rec["lr"], 1e-4 * CosineWithWarmup(2, horizon)(rec["step"]), rel_tol=1e-6)
 
     # a larger horizon on resume is explicit and warned
-    r = subprocess.run([*args, "max_train_time=", "max_train_steps=" + str(meta2["step"] + 3), "reschedule=true"],
-                       capture_output=True, text=True, env=env, timeout=180)  # fmt: skip
+    r = subprocess.run(
+        [*args, "max_train_time=", "max_train_steps=" + str(meta2["step"] + 3), "reschedule=true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "reschedule=true: the LR schedule horizon changes" in r.stderr
     assert _state(run)["horizon"] == meta2["step"] + 3 and _state(run)["step"] == meta2["step"] + 3
@@ -282,9 +319,20 @@ def test_sigterm_saves_and_resume_continues_the_same_schedule(tmp_path, zarr_pat
 
 def test_budget_end_checkpoints_prunes_and_logs_plainly(tmp_path, zarr_path, dp_train_cli):
     run = tmp_path / "run"
-    r = dp_train_cli("train_simple_dp3.yaml", [f"dataset={zarr_path}", f"output_dir={run}", "num_epochs=100000",
-                                               "max_train_time=6s", "checkpoint_every=2", "keep_last=2",
-                                               "val_ratio=0.2", "log_every_s=0", *TINY])  # fmt: skip
+    r = dp_train_cli(
+        "train_simple_dp3.yaml",
+        [
+            f"dataset={zarr_path}",
+            f"output_dir={run}",
+            "num_epochs=100000",
+            "max_train_time=6s",
+            "checkpoint_every=2",
+            "keep_last=2",
+            "val_ratio=0.2",
+            "log_every_s=0",
+            *TINY,
+        ],
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "time budget reached" in r.stdout or "finished" in r.stdout, r.stdout
     assert "validation: 1 held-out episode(s) of 6" in r.stderr
@@ -304,8 +352,10 @@ def test_budget_end_checkpoints_prunes_and_logs_plainly(tmp_path, zarr_path, dp_
 
 def test_validation_off_is_said_and_never_nan(tmp_path, zarr_path, dp_train_cli):
     run = tmp_path / "run"
-    r = dp_train_cli("train_simple_dp3.yaml", [f"dataset={zarr_path}", f"output_dir={run}", "num_epochs=2",
-                                               "val_ratio=0", "log_every_s=0", *TINY])  # fmt: skip
+    r = dp_train_cli(
+        "train_simple_dp3.yaml",
+        [f"dataset={zarr_path}", f"output_dir={run}", "num_epochs=2", "val_ratio=0", "log_every_s=0", *TINY],
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "validation off (val_ratio: 0)" in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if "training: epoch " in ln]
