@@ -220,6 +220,27 @@ def test_prepacked_linear_matches_gemm_for_any_row_count():
     torch.testing.assert_close(packed_linear(x, packed, None), x @ w.t(), atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n_obs, n_act", [(2, 8), (3, 5), (1, 16)])
+def test_predict_action_returns_the_executable_rows(n_obs, n_act):
+    """predict_action = rows n_obs_steps-1 .. n_obs_steps-1+n_action_steps-1 of the same chunk."""
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(n_obs_steps=n_obs, n_action_steps=n_act)
+    policy = Policy(cfg, DiffusionPolicyModel(cfg), _norm())
+    rng = np.random.default_rng(2)
+    obs = {
+        "point_cloud": rng.uniform(-0.2, 0.2, (4, n_obs, 32, 3)).astype(np.float32),
+        "agent_pos": rng.uniform(-1, 1, (4, n_obs, 3)).astype(np.float32),
+    }
+    noise = rng.standard_normal((4, 16, 3)).astype(np.float32)
+    chunk = policy.predict_action_chunk(obs, noise=noise)
+    act = policy.predict_action(obs, noise=noise)
+    assert chunk.shape == (4, 16, 3) and act.shape == (4, n_act, 3) and act.dtype == np.float32
+    np.testing.assert_array_equal(act, chunk[:, n_obs - 1 : n_obs - 1 + n_act])
+    one = {k: v[0] for k, v in obs.items()}  # unbatched
+    unbatched = policy.predict_action(one, noise=noise[0])  # batch 1 vs 4: GEMM rounding only
+    np.testing.assert_allclose(unbatched, chunk[0, n_obs - 1 : n_obs - 1 + n_act], atol=1e-5)
+
+
 def test_prefix_inpainting_and_reproducibility():
     torch.manual_seed(0)
     policy = Policy(_tiny_cfg(), DiffusionPolicyModel(_tiny_cfg()), _norm())
