@@ -362,3 +362,28 @@ def test_validation_off_is_said_and_never_nan(tmp_path, zarr_path, dp_train_cli)
     assert len(lines) == 2 and all(" val " not in ln and "nan" not in ln for ln in lines), lines
     assert not (run / "best").exists()
     assert all("val_loss" not in json.loads(ln) for ln in (run / "history.jsonl").read_text().splitlines())
+
+
+def test_closed_loop_eval_hook_logs_success_beside_the_loss(tmp_path, zarr_path, dp_train_cli):
+    """eval_every / eval_command: a real subprocess gets {checkpoint} and {out}; success_rate is logged."""
+    fake = tmp_path / "fake_eval.py"
+    fake.write_text(
+        "import json, sys, pathlib\n"
+        "a = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
+        "step = json.loads((pathlib.Path(a['--checkpoint']) / 'config.json').read_text())['extra']['step']\n"
+        "out = pathlib.Path(a['--out']); out.mkdir(parents=True, exist_ok=True)\n"
+        "(out / 'summary.json').write_text(json.dumps({'success_rate': 0.25, 'step': step}))\n"
+    )
+    run = tmp_path / "run"
+    r = dp_train_cli(
+        "train_simple_dp3.yaml",
+        [f"dataset={zarr_path}", f"output_dir={run}", "num_epochs=4", "checkpoint_every=1", "eval_every=2",
+         f"eval_command={sys.executable} {fake} --checkpoint {{checkpoint}} --out {{out}}", "log_every_s=0",
+         *TINY],
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(ln) for ln in (run / "history.jsonl").read_text().splitlines()]
+    assert [rec.get("success_rate") for rec in rows] == [None, 0.25, None, 0.25]
+    # the evaluation saw the checkpoint of its own epoch
+    assert json.loads((run / "eval" / "epoch_0004" / "summary.json").read_text())["step"] == rows[3]["step"]
+    assert any("success 25%" in ln for ln in r.stderr.splitlines())
