@@ -688,6 +688,7 @@ def train(
                 "train_loss": float(np.mean(losses)) if losses else float("nan"),
                 "epoch_s": time.perf_counter() - t0,
                 "lr": sched.get_last_lr()[0],
+                "wall_s": round(wall(), 2),  # training time of the run so far (all invocations)
             }
             last = epoch >= cfg.num_epochs or step >= horizon or bool(stop_reason)
             if rank == 0 and has_val and (epoch % cfg.val_every == 0 or last):
