@@ -127,6 +127,40 @@ def check_keys(raw: dict[str, Any]) -> None:
         )
 
 
+_TYPE_CHECKS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "str | float": (str, int, float),
+}
+
+
+def check_types(raw: dict[str, Any]) -> None:
+    """Values of the wrong kind (``batch_size: abc``) -> ValueError; ``1e-4`` (text to YAML) -> float."""
+    for key, typ, _default, _help in config_keys():
+        parent: Any = None
+        node: Any = raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            parent, node = node, node[part]
+        else:
+            ok = _TYPE_CHECKS.get(typ)
+            if typ.startswith("list"):
+                ok = (list,)
+            elif typ.startswith("dict"):
+                ok = (dict,)
+            if typ == "float" and isinstance(node, str):
+                try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+                    parent[key.split(".")[-1]] = node = float(node)
+                except ValueError:
+                    pass
+            bad_bool = isinstance(node, bool) and bool not in (ok or ())
+            if ok is not None and (not isinstance(node, ok) or bad_bool):
+                raise ValueError(f"{key} must be {typ}. Got {node!r}")
+
+
 def build_config(config_path: str | None, overrides: list[str]) -> TrainConfig:
     """TrainConfig from a YAML file plus overrides."""
     raw: dict[str, Any] = {}
@@ -138,6 +172,7 @@ def build_config(config_path: str | None, overrides: list[str]) -> TrainConfig:
     for item in overrides:
         apply_override(raw, item)
     check_keys(raw)
+    check_types(raw)
     return TrainConfig(**raw)
 
 

@@ -218,6 +218,12 @@ def test_error_unknown_keys_and_bad_values(tmp_path, zarr_path, dp_train_cli):
         "policy.encoder.outdim",
     )
     _one_line_error(dp_train_cli("train_simple_dp3.yaml", [*base, "max_train_time=soon"], timeout=60), "30m")
+    _one_line_error(
+        dp_train_cli("train_simple_dp3.yaml", [*base, "batch_size=abc"], timeout=60), "batch_size must be int"
+    )
+    _one_line_error(
+        dp_train_cli("train_simple_dp3.yaml", [*base, "policy.down_dims=64"], timeout=60), "list[int]"
+    )
 
 
 def test_error_incompatible_checkpoint_on_resume(tmp_path, zarr_path, dp_train_cli):

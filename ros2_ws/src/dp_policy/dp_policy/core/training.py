@@ -237,7 +237,8 @@ class TrainResult:
     val_episodes: np.ndarray
     history: list[dict[str, float]]
     checkpoint: Path | None = None
-    stop_reason: str = "done"  # done | budget | SIGINT | SIGTERM | horizon (saved schedule already ended)
+    # done | budget | SIGINT | SIGTERM | horizon (the saved schedule had ended) | spent (the budget had)
+    stop_reason: str = "done"
     summary: str = ""  # the "how far it got" line (dp_train prints it)
 
 
@@ -487,7 +488,9 @@ def train(
     if rank == 0:
         if has_val:
             logger.info("validation: %d held-out episode(s) of %d", len(val_eps), n_eps)
-        elif cfg.val_ratio == 0 and val_episodes is None:
+        elif val_episodes is not None:
+            logger.info("validation off: no validation episodes given; no val loss, no best/ checkpoint")
+        elif cfg.val_ratio == 0:
             logger.info("validation off (val_ratio: 0): no val loss, no best/ checkpoint")
         else:
             logger.info(
@@ -635,6 +638,8 @@ def train(
     with StopRequest() as stop:
         if step >= horizon:
             stop_reason = "horizon"
+        elif budget > 0 and prev_wall >= budget:
+            stop_reason = "spent"
         while not stop_reason and epoch < cfg.num_epochs and step < horizon:
             if resume_batch:
                 rng.bit_generator.state = epoch_rng
@@ -757,12 +762,14 @@ def train(
         bar.close()
     if tb is not None:
         tb.close()
-    if out_dir is not None and rank == 0 and stop_reason == "horizon" and checkpoint is None:
+    if out_dir is not None and rank == 0 and stop_reason in ("horizon", "spent") and checkpoint is None:
         checkpoint = out_dir / "latest" if (out_dir / "latest").exists() else None
     lr_now = sched.get_last_lr()[0]
     how = {
         "": "finished",
         "budget": "time budget reached",
+        "spent": "nothing to do: the run has used its max_train_time (raise it, with reschedule=true to "
+        "plan a new schedule)",
         "horizon": "nothing to do: the saved LR schedule already "
         "ended (pass reschedule=true to train on with a new schedule)",
     }.get(stop_reason, f"stopped by {stop_reason}")
