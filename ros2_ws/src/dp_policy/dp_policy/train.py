@@ -214,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrainError as exc:
         print(f"dp_train: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint of the current step
+        print(
+            f"dp_train: aborted by a second Ctrl-C; the last complete checkpoint: {cfg.output_dir}/latest",
+            file=sys.stderr,
+        )
+        return 130
     if result.summary:
         print(f"dp_train: {result.summary}", flush=True)
     if result.checkpoint is not None:

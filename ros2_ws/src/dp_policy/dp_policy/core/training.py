@@ -1,5 +1,10 @@
 """Training loop: AdamW + cosine schedule with warm-up, EMA (DP3 defaults), checkpoints, resume.
 
+A run respects a budget: ``max_train_time`` plans the schedule's end (:func:`plan_horizon`), SIGINT /
+SIGTERM / the budget's end stop after a whole step with a complete checkpoint, a resume continues
+the saved schedule (``reschedule`` changes it, warned), ``keep_last`` epoch checkpoints plus ``best/``
+are kept, and user errors raise :class:`TrainError` (``dp_train`` prints it as one line, exit 2).
+
 Used by the ``dp_train`` command (:mod:`dp_policy.train`) and directly by tests. Seeded and
 deterministic on CPU for a fixed thread count. Multi-GPU: launch ``dp_train`` with ``torchrun``;
 every rank trains on its own slice of each shuffled epoch and gradients are all-reduced
