@@ -220,6 +220,27 @@ def test_prepacked_linear_matches_gemm_for_any_row_count():
     torch.testing.assert_close(packed_linear(x, packed, None), x @ w.t(), atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("n_obs, n_act", [(2, 8), (3, 5), (1, 16)])
+def test_predict_action_returns_the_executable_rows(n_obs, n_act):
+    """predict_action = rows n_obs_steps-1 .. n_obs_steps-1+n_action_steps-1 of the same chunk."""
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(n_obs_steps=n_obs, n_action_steps=n_act)
+    policy = Policy(cfg, DiffusionPolicyModel(cfg), _norm())
+    rng = np.random.default_rng(2)
+    obs = {
+        "point_cloud": rng.uniform(-0.2, 0.2, (4, n_obs, 32, 3)).astype(np.float32),
+        "agent_pos": rng.uniform(-1, 1, (4, n_obs, 3)).astype(np.float32),
+    }
+    noise = rng.standard_normal((4, 16, 3)).astype(np.float32)
+    chunk = policy.predict_action_chunk(obs, noise=noise)
+    act = policy.predict_action(obs, noise=noise)
+    assert chunk.shape == (4, 16, 3) and act.shape == (4, n_act, 3) and act.dtype == np.float32
+    np.testing.assert_array_equal(act, chunk[:, n_obs - 1 : n_obs - 1 + n_act])
+    one = {k: v[0] for k, v in obs.items()}  # unbatched
+    unbatched = policy.predict_action(one, noise=noise[0])  # batch 1 vs 4: GEMM rounding only
+    np.testing.assert_allclose(unbatched, chunk[0, n_obs - 1 : n_obs - 1 + n_act], atol=1e-5)
+
+
 def test_prefix_inpainting_and_reproducibility():
     torch.manual_seed(0)
     policy = Policy(_tiny_cfg(), DiffusionPolicyModel(_tiny_cfg()), _norm())
@@ -382,10 +403,15 @@ def test_dp_train_cli_writes_checkpoint_and_resumes(tmp_path, dp_train_cli):
     assert policy.config.joint_names == ["x", "y", "z"]
     assert policy.config.perception == {"target_frame": "world"}
     assert (run / "checkpoints" / "epoch_0002" / "model.safetensors").exists()
-    # resume: continue to 3 epochs from train_state
+    # resume with more epochs: the saved schedule has ended, so nothing happens unless asked for
     args3 = ["num_epochs=3" if a == "num_epochs=2" else a for a in args]
     r = dp_train_cli("train_simple_dp3.yaml", args3)
+    assert r.returncode == 0 and "saved LR schedule already ended" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 2
+    # continue to 3 epochs from train_state on a new schedule: explicit, and warned
+    r = dp_train_cli("train_simple_dp3.yaml", [*args3, "reschedule=true"])
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "reschedule=true: the LR schedule horizon changes" in r.stderr
     assert json.loads((run / "latest" / "config.json").read_text())["extra"]["epoch"] == 3
     bad = dp_train_cli("train_simple_dp3.yaml", [*args, "bogus_key=1"], timeout=120)
     assert bad.returncode == 2 and "unknown training keys" in bad.stderr

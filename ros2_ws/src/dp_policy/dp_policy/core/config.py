@@ -43,7 +43,7 @@ class EncoderConfig:
     U-Net is conditioned on ``n_obs_steps`` of them (:attr:`PolicyConfig.obs_feature_dim`).
     """
 
-    type: str = field(default="dp3_pointnet", metadata={"help": "dp3_pointnet | lowdim"})
+    type: str = field(default="dp3_pointnet", metadata={"help": "dp3_pointnet | lowdim | image"})
     out_dim: int = field(default=64, metadata={"help": "point-cloud feature size (DP3: 64)"})
     use_rgb: bool = field(default=False, metadata={"help": "points carry r,g,b (N, 6)"})
     use_layernorm: bool = field(default=True, metadata={"help": "LayerNorm in the point MLP"})
@@ -192,18 +192,22 @@ class PolicyConfig:
     normalize_points: bool = field(default=True, metadata={"help": "min-max normalize xyz (DP3)"})
     # U-Net
     unet_type: str = field(default="full", metadata={"help": "full (DP3) | simple (Simple DP3)"})
-    down_dims: list[int] = field(default_factory=lambda: [512, 1024, 2048])
-    kernel_size: int = 5
-    n_groups: int = 8
-    diffusion_step_embed_dim: int = 128
+    down_dims: list[int] = field(
+        default_factory=lambda: [512, 1024, 2048], metadata={"help": "U-Net channels per level (preset sets)"}
+    )
+    kernel_size: int = field(default=5, metadata={"help": "U-Net temporal conv kernel (odd)"})
+    n_groups: int = field(default=8, metadata={"help": "GroupNorm groups (divides every down_dims entry)"})
+    diffusion_step_embed_dim: int = field(default=128, metadata={"help": "denoising-step embedding size"})
     # objective
     objective: str = field(default="diffusion", metadata={"help": "diffusion | flow_matching"})
     prediction_type: str = field(default="sample", metadata={"help": "sample (DP3) | epsilon (DP)"})
-    num_train_timesteps: int = 100
-    beta_schedule: str = "squaredcos_cap_v2"
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    clip_sample: bool = True
+    num_train_timesteps: int = field(default=100, metadata={"help": "diffusion steps in training (DDPM)"})
+    beta_schedule: str = field(
+        default="squaredcos_cap_v2", metadata={"help": "squaredcos_cap_v2 | linear | scaled_linear"}
+    )
+    beta_start: float = field(default=1e-4, metadata={"help": "first beta (linear schedules)"})
+    beta_end: float = field(default=0.02, metadata={"help": "last beta (linear schedules)"})
+    clip_sample: bool = field(default=True, metadata={"help": "clip predicted samples to [-1, 1]"})
     num_inference_steps: int = field(default=10, metadata={"help": "DDIM / Euler steps"})
 
     def __post_init__(self) -> None:

@@ -3,10 +3,23 @@
 Example::
 
     policy = Policy.from_checkpoint("ckpt/latest", device="cpu")
-    chunk = policy.predict_action_chunk(
-        {"point_cloud": clouds,   # (n_obs_steps, N, 3|6) float32, in policy.config.perception frame
-         "agent_pos": states})    # (n_obs_steps, state_dim)
-    # chunk: (horizon, action_dim) float32 in action units; row n_obs_steps-1 is "now"
+    obs = {"point_cloud": clouds,  # (n_obs_steps, N, 3|6) float32, in policy.config.perception frame
+           "agent_pos": states}    # (n_obs_steps, state_dim)
+    actions = policy.predict_action(obs)       # (n_action_steps, action_dim): what the robot executes
+    chunk = policy.predict_action_chunk(obs)   # (horizon, action_dim): every predicted row
+
+Timeline (DP / DP3; ``n_obs_steps=2, horizon=16, n_action_steps=8``; rows ``dt`` apart)::
+
+    row            0    1    2   ...   8    9  ...  15
+    observations  o0   o1                               o1 is "now" (row n_obs_steps - 1)
+    chunk         a0   a1   a2  ...   a8   a9  ...  a15  predict_action_chunk: all horizon rows
+    executed           a1   a2  ...   a8                 predict_action: rows n_obs_steps-1 ..
+                                                         n_obs_steps-1+n_action_steps-1
+
+Row ``n_obs_steps - 1`` is the action for "now"; earlier rows are the (already past) actions of the
+observation history, later rows beyond the executed ones are the policy's look-ahead (used by
+temporal ensembling / chunk blending). The training windows are built the same way
+(:class:`dp_policy.core.dataset.SequenceDataset`).
 
 Everything that does not depend on the observation (DDIM coefficients, the step-embedding part of
 every FiLM projection, GEMM-friendly weight layouts) is computed once at load time.
@@ -213,3 +226,24 @@ class Policy:
                 act[:, : npre.shape[1]] = torch.as_tensor(np.asarray(prefix, dtype=np.float32)).to(act)
         out = act.cpu().numpy().astype(np.float32)
         return out if batched else out[0]
+
+    def executable_rows(self) -> slice:
+        """The rows of a chunk the robot executes: ``n_obs_steps-1 .. n_obs_steps-1+n_action_steps-1``."""
+        first = self.config.n_obs_steps - 1
+        return slice(first, first + self.config.n_action_steps)
+
+    def predict_action(
+        self,
+        obs: dict[str, Any],
+        generator: torch.Generator | None = None,
+        noise: np.ndarray | torch.Tensor | None = None,
+        prefix: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The actions to execute: rows ``n_obs_steps-1 .. n_obs_steps-1+n_action_steps-1`` of the chunk.
+
+        Same arguments as :meth:`predict_action_chunk` (which returns all ``horizon`` rows). Row 0 of
+        the result is the action for "now" (the newest observation), row k is ``k * dt`` later.
+        Returns (n_action_steps, action_dim) float32 (or (B, n_action_steps, action_dim)).
+        """
+        chunk = self.predict_action_chunk(obs, generator=generator, noise=noise, prefix=prefix)
+        return chunk[..., self.executable_rows(), :]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -46,22 +47,40 @@ class EMAModel:
         self.optimization_step += 1
 
 
-def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    """LambdaLR: linear warm-up to the base lr, then cosine decay to 0 at ``total`` steps."""
+class CosineWithWarmup:
+    """LR factor: linear warm-up to the base lr, then cosine decay to 0 at ``total`` steps.
 
-    def fn(step: int) -> float:
-        if step < warmup:
-            return float(step) / float(max(1, warmup))
-        progress = float(step - warmup) / float(max(1, total - warmup))
+    ``total`` (the schedule horizon) may be set after construction -- the wall-clock budget planner
+    of :func:`dp_policy.core.training.train` does once it has measured the step time -- and is saved
+    in the train state so that a resumed run continues the same schedule.
+    """
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = int(warmup), int(total)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return float(step) / float(max(1, self.warmup))
+        progress = float(step - self.warmup) / float(max(1, self.total - self.warmup))
         return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int):
+    """LambdaLR over :class:`CosineWithWarmup`; ``sched.lr_lambdas[0].total`` is the horizon."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, CosineWithWarmup(warmup, total))
 
 
 def save_train_state(path: Path, model, ema: EMAModel | None, opt, sched, step: int, epoch: int,
-                      rng: np.random.Generator) -> None:  # fmt: skip
-    """Resume state without pickles: tensors in safetensors, counters in JSON."""
-    path.mkdir(parents=True, exist_ok=True)
+                      rng: np.random.Generator, extra: dict | None = None) -> None:  # fmt: skip
+    """Resume state without pickles: tensors in safetensors, counters (and ``extra``) in JSON.
+
+    Written to a temporary folder first and swapped in, so a stop during the save never leaves a
+    half-written state.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if ema is not None:
         tensors.update(
@@ -73,20 +92,42 @@ def save_train_state(path: Path, model, ema: EMAModel | None, opt, sched, step: 
             t = val if torch.is_tensor(val) else torch.tensor(val)
             tensors[f"opt.{pid}.{name}"] = t.detach().contiguous().cpu().reshape(t.shape)
     tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, str(path / "state.safetensors"))
+    save_file(tensors, str(tmp / "state.safetensors"))
     meta = {
         "step": step,
         "epoch": epoch,
         "ema_step": ema.optimization_step if ema is not None else 0,
         "sched": sched.state_dict(),
         "np_rng": rng.bit_generator.state,
+        "horizon": schedule_horizon(sched),
+        **(extra or {}),
     }
     meta["sched"].pop("lr_lambdas", None)
-    (path / "state.json").write_text(json.dumps(meta, default=float))
+    (tmp / "state.json").write_text(json.dumps(meta, default=float))
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def schedule_horizon(sched) -> int:
+    """The step at which the cosine schedule reaches 0."""
+    return int(sched.lr_lambdas[0].total)
+
+
+def read_train_state_meta(path: Path) -> dict:
+    """The JSON part of a saved train state (counters, schedule horizon, run bookkeeping)."""
+    return json.loads((Path(path) / "state.json").read_text())
 
 
 def load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: np.random.Generator):
-    """Restore what :func:`save_train_state` wrote into the live objects; returns (step, epoch)."""
+    """Restore what :func:`save_train_state` wrote into the live objects; returns (step, epoch).
+
+    The schedule horizon is restored too (``sched.lr_lambdas[0].total``), so the run continues the
+    saved schedule; the caller may change it afterwards (``reschedule``).
+    """
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "state.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -104,6 +145,8 @@ def load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: n
     sched_state = dict(meta["sched"])
     sched_state["lr_lambdas"] = [None] * len(opt.param_groups)  # the lambda is rebuilt, not stored
     sched.load_state_dict(sched_state)
+    if "horizon" in meta:
+        sched.lr_lambdas[0].total = int(meta["horizon"])
     torch.set_rng_state(tensors["torch_rng"])
     rng.bit_generator.state = meta["np_rng"]
     return int(meta["step"]), int(meta["epoch"])
