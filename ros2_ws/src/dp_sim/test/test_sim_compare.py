@@ -23,7 +23,7 @@ def test_table_has_one_row_per_policy_with_every_figure():
         {"checkpoint": "a", "encoder": "dp3_pointnet", "episodes": 20, "successes": 19, "success_rate": 0.95,
          "mean_time_to_success_s": 2.25, "train_wall_s": 1800.0, "train_steps": 3120,
          "inference_p50_ms": "51.2", "inference_p99_ms": "160.0", "stamp_to_publish_p50_ms": "20",
-         "stamp_to_publish_p99_ms": "80"},
+         "stamp_to_publish_p99_ms": "80", "objective": "diffusion", "between_trays_fraction": 0.1},
         {"checkpoint": "b", "encoder": "image", "episodes": 20, "successes": 3, "success_rate": 0.15,
          "mean_time_to_success_s": None, "train_wall_s": None, "train_steps": None,
          "inference_p50_ms": None, "inference_p99_ms": None, "stamp_to_publish_p50_ms": None,
@@ -32,9 +32,27 @@ def test_table_has_one_row_per_policy_with_every_figure():
     lines = table(rows).strip().splitlines()
     assert len(lines) == 4
     assert (
-        "| a | dp3_pointnet | 19/20 (95%) | 2.25 s | 30 min, 3120 steps | 51 / 160 ms | 20 / 80 ms |" in lines
+        "| a | dp3_pointnet | diffusion | 19/20 (95%) | 2.25 s | 10% | 30 min, 3120 steps | 51 / 160 ms | "
+        "20 / 80 ms |" in lines
     )
-    assert lines[3].startswith("| b | image | 3/20 (15%) | n/a | n/a |")
+    assert lines[3].startswith("| b | image | n/a | 3/20 (15%) | n/a | n/a | n/a |")
+
+
+def test_baselines_oracle_and_blind_in_the_table(tmp_path):
+    """The oracle needs no checkpoint; a points-free (lowdim) checkpoint is labelled blind."""
+    info = checkpoint_info(pathlib.Path("oracle"))
+    assert info["encoder"] == "true poses" and info["parameters"] is None
+    import json
+
+    blind = tmp_path / "blind"
+    blind.mkdir()
+    (blind / "config.json").write_text(
+        json.dumps(
+            {"policy": {"name": "simple_dp3", "encoder": {"type": "lowdim"}, "objective": "regression"}}
+        )
+    )
+    info = checkpoint_info(blind)
+    assert info["encoder"] == "lowdim (blind)" and info["objective"] == "regression"
 
 
 def test_missing_checkpoint_is_an_error(tmp_path, capsys):
