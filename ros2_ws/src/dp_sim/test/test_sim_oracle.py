@@ -74,14 +74,14 @@ def test_tray_axis_coordinate_and_heading_classes():
 def test_heading_on_physical_rollouts_expert_commits_holding_aloft_is_between():
     """The expert commits to the tray it chose; stopping after the lift (cube carried, never
     transported toward a tray: what averaging the modes does) counts as 'between'."""
-    scene = _scene("place_bimodal", episode_timeout_s=7.0)
+    scene = _scene("place_bimodal", episode_timeout_s=10.0)
     expert = make_expert("place_bimodal", kin=scene.kin)
     try:
         for stop_at in (None, "transport"):
             scene.reset(5)
             expert.start(scene)
             statuses = [_status(scene)]
-            while not scene.is_timeout():
+            while scene.success_time is None and not scene.is_timeout():
                 if stop_at is None or expert.phase_name != stop_at:
                     expert_step(scene, expert, DT)
                 scene.step(DT)
