@@ -33,7 +33,7 @@ import random
 import sys
 import time
 
-from dp_sim.closed_loop_report import latency_table, plot_traces, summarize, write_gif
+from dp_sim.closed_loop_report import episode_line, latency_table, plot_traces, summarize, write_gif
 from dp_sim.core.metrics import heading_from_statuses
 from dp_sim.core.tasks import TASKS, get_task
 
@@ -362,14 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                     mgr, executor, runner, seed, args.episode_timeout, record_frames=not results
                 )
                 results.append(res)
-                tts = res["time_to_success_s"]
-                print(
-                    f"episode seed={seed}: {'SUCCESS' if res['success'] else 'failure'}"
-                    + (f" in {tts:.2f} s" if res["success"] and tts is not None else "")
-                    + f" (final distance {res['final_goal_distance_m']:.3f} m, {res['chunks']} chunks, "
-                    f"real-time factor {res['real_time_factor']:.2f})",
-                    flush=True,
-                )
+                print(episode_line(res), flush=True)
             # Let one more diagnostics period arrive.
             _spin_until(executor, lambda: False, 1.5)
             diag, diag_msg, joint_names = dict(mgr.diag), dict(mgr.diag_msg), list(mgr.joint_names)

@@ -30,6 +30,20 @@ def latency_table(diag: dict[str, dict[str, str]]) -> list[str]:
     return lines
 
 
+def episode_line(res: dict) -> str:
+    """The line printed after each episode."""
+    tts = res["time_to_success_s"]
+    heading = res.get("tray_heading")
+    return (
+        f"episode seed={res['seed']}: {'SUCCESS' if res['success'] else 'failure'}"
+        + (f" in {tts:.2f} s" if res["success"] and tts is not None else "")
+        + f" (final distance {res['final_goal_distance_m']:.3f} m, {res['chunks']} chunks, "
+        f"real-time factor {res['real_time_factor']:.2f}"
+        + (f", heading {heading['heading']}" if heading else "")
+        + ")"
+    )
+
+
 def summarize(results: list[dict], checkpoint: str, task: str, rtf_setting: float, diag: dict,
               diag_msg: dict, wall_time_s: float) -> dict:  # fmt: skip
     """The summary.json content of a run (``results``: run_episode outputs, traces dropped)."""
