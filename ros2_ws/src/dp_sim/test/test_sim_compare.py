@@ -58,3 +58,35 @@ def test_baselines_oracle_and_blind_in_the_table(tmp_path):
 def test_missing_checkpoint_is_an_error(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_compare_runs_the_oracle_beside_checkpoints_in_one_table(tmp_path, monkeypatch, capsys):
+    """--oracle adds a run with --checkpoint oracle; its summary lands in the same table (the closed
+    loop itself is replaced here by a stub that writes the summary it would write)."""
+    import json
+
+    import dp_sim.compare as compare
+
+    calls = []
+
+    def fake_closed_loop(cmd):
+        calls.append(cmd)
+        out = pathlib.Path(cmd[cmd.index("--out") + 1])
+        out.mkdir(parents=True)
+        oracle = cmd[cmd.index("--checkpoint") + 1] == "oracle"
+        summary = {"episodes": 2, "successes": 2 if oracle else 1, "success_rate": 1.0 if oracle else 0.5,
+                   "mean_time_to_success_s": 6.5, "between_trays_fraction": 0.0 if oracle else 0.5,
+                   "seeds": [10000, 10001], "diagnostics": {}}  # fmt: skip
+        (out / "summary.json").write_text(json.dumps(summary))
+        return 0
+
+    monkeypatch.setattr(compare.subprocess, "call", fake_closed_loop)
+    ckpt = REPO / "checkpoints" / "sim_reach_dp3"
+    rc = main(["--checkpoint", str(ckpt), "--oracle", "--episodes", "2", "--out", str(tmp_path / "o"),
+               "--", "--task", "place_bimodal"])  # fmt: skip
+    assert rc == 0
+    assert [c[c.index("--checkpoint") + 1] for c in calls] == [str(ckpt), "oracle"]
+    assert all(c[-2:] == ["--task", "place_bimodal"] for c in calls)
+    md = (tmp_path / "o" / "compare.md").read_text().splitlines()
+    assert md[2].startswith("| sim_reach_dp3 | dp3_pointnet | diffusion | 1/2 (50%) | 6.50 s | 50% |")
+    assert md[3].startswith("| oracle | true poses | scripted expert | 2/2 (100%) | 6.50 s | 0% | n/a |")

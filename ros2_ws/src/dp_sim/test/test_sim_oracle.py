@@ -95,3 +95,22 @@ def test_heading_on_physical_rollouts_expert_commits_holding_aloft_is_between():
                 assert max(abs(h["tray_axis_min"]), abs(h["tray_axis_max"])) < 0.5
     finally:
         scene.close()
+
+
+def test_oracle_on_reach_follows_the_reach_expert():
+    scene = _scene("reach")
+    try:
+        scene.reset(11)
+        oracle = OraclePlanner("reach", kin=scene.kin)
+        assert len(oracle.joint_names) == 7
+        oracle.start(_status(scene), scene.q)
+        reference = make_expert("reach", kin=scene.kin)
+        reference.start(scene)
+        for _ in range(5):
+            rows = oracle.chunk(scene.q, DT)
+            np.testing.assert_allclose(rows[0], expert_step(scene, reference, DT), atol=2e-3)
+            scene.step(DT)
+        with pytest.raises(ValueError, match="dt must be > 0"):
+            OraclePlanner("reach", dt=0.0)
+    finally:
+        scene.close()
