@@ -110,14 +110,21 @@ class OracleNode(Node):
             return
         t0 = time.perf_counter()
         episode = self.status.get("episode", self.status["seed"])
-        if episode != self.planned_episode:
-            self.planner.start(self.status, self.q)
-            self.planned_episode = episode
-            self.last_tick_ns = None
-        stamp = self.q_stamp_ns
-        elapsed = self.planner.dt if self.last_tick_ns is None else ns_to_s(stamp - self.last_tick_ns)
+        try:
+            if episode != self.planned_episode:
+                self.planner.start(self.status, self.q)
+                self.planned_episode = episode
+                self.last_tick_ns = None
+            stamp = self.q_stamp_ns
+            elapsed = self.planner.dt if self.last_tick_ns is None else ns_to_s(stamp - self.last_tick_ns)
+            rows = self.planner.chunk(self.q, min(max(elapsed, 0.0), 5 * self.planner.dt))
+        except (ValueError, IndexError, KeyError, RuntimeError) as exc:
+            text = f"cannot plan from sim/episode_status for task {self.planner.spec.name}: {exc!r}"
+            self.get_logger().error(text, throttle_duration_sec=2.0)
+            self.diag.problem(text, ERROR)
+            self.planned_episode = None
+            return
         self.last_tick_ns = stamp
-        rows = self.planner.chunk(self.q, min(max(elapsed, 0.0), 5 * self.planner.dt))
         self.pub.publish(build_chunk(stamp, rows, self.planner.joint_names, self.planner.dt,
                                      self.chunk_id, POLICY_ID))  # fmt: skip
         self.chunk_id += 1

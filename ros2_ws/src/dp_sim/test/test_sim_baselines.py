@@ -66,3 +66,86 @@ def test_report_gif_keeps_sim_speed_and_plot_overlays_the_gripper(tmp_path):
     with Image.open(tmp_path / "p.png") as png:
         assert png.format == "PNG" and png.size[1] > png.size[0]
     assert episode_line(res).endswith("real-time factor 0.50, heading between)")
+
+
+def test_oracle_node_publishes_chunks_and_survives_bad_status(rclpy_context):
+    """In-process graph: bad / incomplete statuses are reported, not fatal; a good one gives chunks
+    stamped with the newest joint_states, 8 columns, policy_id 'oracle'; ~/activate stops them."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
+    from std_srvs.srv import SetBool
+
+    from dp_common.msgs.chunk import read_chunk
+    from dp_common.msgs.joint_state import build_joint_state
+    from dp_common.qos import chunk_qos, reliable_qos
+    from dp_common.testing import spin_for, spin_until
+    from dp_msgs.msg import ActionChunk
+    from dp_sim.core import SimScene
+    from dp_sim.core.robot import FINGER_JOINTS, JOINT_NAMES
+    from dp_sim.oracle_node import OracleNode
+
+    scene = SimScene(SimConfig(task="place", camera_width=64, camera_height=48))
+    scene.reset(4)
+    good = json.dumps({**scene.task_state(), "episode": 1})
+    q = np.concatenate([scene.q, scene.finger_q])
+    scene.close()
+    params = [
+        Parameter("task", value="place"),
+        Parameter("autostart", value=True),
+        Parameter("rate_hz", value=20.0),
+    ]
+    oracle = OracleNode(context=rclpy_context, parameter_overrides=params)
+    probe = Node("oracle_probe", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(oracle)
+    ex.add_node(probe)
+    chunks, problems = [], []
+    probe.create_subscription(
+        ActionChunk, "dp/action_chunk", lambda m: chunks.append(read_chunk(m)), chunk_qos()
+    )
+
+    def on_diag(msg):
+        problems.extend(s.message for s in msg.status if s.name.endswith("oracle_node"))
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", on_diag, reliable_qos(10))
+    js = probe.create_publisher(JointState, "joint_states", reliable_qos(10))
+    status = probe.create_publisher(String, "sim/episode_status", reliable_qos(10))
+    activate = probe.create_client(SetBool, "/oracle_node/activate")
+    stamp = [1_000_000_000]
+
+    def send(text):
+        status.publish(String(data=text))
+        for _ in range(3):
+            stamp[0] += 20_000_000
+            js.publish(build_joint_state(stamp[0], list(JOINT_NAMES) + list(FINGER_JOINTS), q))
+            spin_for(ex, 0.1)
+
+    try:
+        assert spin_until(ex, lambda: status.get_subscription_count() and js.get_subscription_count(), 10)
+        send("not json")
+        no_trays = json.loads(good)
+        no_trays["trays"] = []
+        send(json.dumps(no_trays))
+        assert spin_until(ex, lambda: any("needs >= 1 cube and 1 tray" in p for p in problems), 10), problems
+        assert not chunks and oracle.context.ok()
+        send(good)
+        assert spin_until(ex, lambda: len(chunks) >= 3, timeout_s=10)
+        c = chunks[-1]
+        assert (
+            c.policy_id == "oracle" and c.rows.shape == (15, 8) and c.joint_names[-1] == "panda_finger_joint1"
+        )
+        assert c.stamp_ns == stamp[0] and abs(c.dt - 0.1) < 1e-9
+        np.testing.assert_allclose(c.rows[0, :7], q[:7], atol=0.05)  # soft start from the measured pose
+        fut = activate.call_async(SetBool.Request(data=False))
+        assert spin_until(ex, fut.done, timeout_s=10) and fut.result().success
+        n = len(chunks)
+        spin_for(ex, 0.3)
+        assert len(chunks) == n
+    finally:
+        ex.shutdown()
+        oracle.destroy_node()
+        probe.destroy_node()

@@ -62,6 +62,11 @@ class OraclePlanner:
     def start(self, status: dict, q: np.ndarray) -> None:
         """Plan a new episode from its status (seed + true poses) and the measured joints q (7,)."""
         lay = layout_from_status(status)
+        if len(lay.trays) != self.spec.num_trays or len(lay.cubes) < 1:
+            raise ValueError(
+                f"task {self.spec.name} needs >= 1 cube and {self.spec.num_trays} tray pose(s) in the "
+                f"episode status. Got {len(lay.cubes)} cube(s), {len(lay.trays)} tray(s)"
+            )
         self.seed = int(status["seed"])
         q = np.asarray(q, float)[:7].copy()
         if self.spec.gripper:
