@@ -56,12 +56,12 @@ class EpisodeManager:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
         from rclpy.parameter import Parameter
-        from sensor_msgs.msg import Image, JointState
-        from std_msgs.msg import Float64MultiArray, Int64, String
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Int64, String
         from std_srvs.srv import SetBool
         from trajectory_msgs.msg import JointTrajectory
 
-        from dp_common.qos import chunk_qos, reliable_qos, sensor_qos
+        from dp_common.qos import chunk_qos, reliable_qos
         from dp_msgs.msg import ActionChunk
 
         self.node = Node(
@@ -88,25 +88,28 @@ class EpisodeManager:
         )
         n.create_subscription(ActionChunk, "dp/action_chunk", self._on_chunk, chunk_qos())
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
-        self._add_media_subscriptions(Float64MultiArray, Image, sensor_qos)
+        self._add_media_subscriptions()
         self._SetBool = SetBool
         self._Int64 = Int64
 
     def now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
-    def _add_media_subscriptions(self, float_array_type, image_type, sensor_qos) -> None:
+    def _add_media_subscriptions(self) -> None:
         """Traces beyond the joints: status history (metrics), gripper commands, camera frames."""
-        from dp_common.qos import reliable_qos
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Float64MultiArray
+
+        from dp_common.qos import reliable_qos, sensor_qos
 
         self.statuses: list[dict] = []
         self.gripper: list[tuple[float, list[float]]] = []
         self.frames: list[tuple[float, object]] = []
         self.record_frames = False
         self.node.create_subscription(
-            float_array_type, "gripper_controller/commands", self._on_gripper, reliable_qos(10)
+            Float64MultiArray, "gripper_controller/commands", self._on_gripper, reliable_qos(10)
         )
-        self.node.create_subscription(image_type, "camera/image", self._on_image, sensor_qos(5))
+        self.node.create_subscription(Image, "camera/image", self._on_image, sensor_qos(5))
 
     def _on_gripper(self, msg) -> None:
         self.gripper.append((self.now(), list(msg.data)))
