@@ -89,10 +89,11 @@ def test_heading_on_physical_rollouts_expert_commits_holding_aloft_is_between():
             h = heading_from_statuses(statuses[::2])  # 5 Hz, as sim_node publishes them
             if stop_at is None:
                 assert h["heading"] == f"tray{expert.target_index}", h
-                assert not h["switched"]
+                assert not h["switched"] and h["closest_tray_m"][expert.target_index] < 0.03
             else:
                 assert h["heading"] == "between" and h["cube_lifted"], h
                 assert max(abs(h["tray_axis_min"]), abs(h["tray_axis_max"])) < 0.5
+                assert min(h["closest_tray_m"]) > 0.12
     finally:
         scene.close()
 

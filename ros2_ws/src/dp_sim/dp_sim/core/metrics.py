@@ -9,15 +9,18 @@ unit axis u = (B - A) / |B - A|, the *tray-axis coordinate* of a point p is
 
     s(p) = (p_xy - m) . u / (|B - A| / 2)        -1 over A's centre, 0 on the bisector, +1 over B's
 
-The cube starts in a central strip (|s| <~ 0.3 for the default layouts). Over the episode's TCP
-samples (the simulator's ``sim/episode_status``, 5 Hz):
+Over the episode's TCP samples (the simulator's ``sim/episode_status``, 5 Hz):
 
-- ``tray0`` / ``tray1``: the TCP reached |s| >= ``commit`` (0.5: more than half-way from the
-  bisector to a tray centre) on A's / B's side; the side reached first counts, ``switched`` says
-  whether the other side was reached later as well;
-- ``between``: it never did, but the cube was carried (its centre rose >= ``lift_m`` = 3 cm above
-  its start at some sample): the episode transported the cube and stayed between the trays;
-- ``stalled``: neither (the cube was never carried and the TCP never went toward a tray).
+- ``tray0`` / ``tray1``: the TCP's closest approach (xy) to tray A's / B's centre was within
+  ``commit_m`` (10 cm: over the tray, whose inner half-width is 7 cm, or at its rim); the tray
+  reached first counts, ``switched`` says whether the other was reached later as well. The cube
+  starts >= 14.5 cm from either tray centre (3000 default layouts), so grasping it never counts;
+- ``between``: neither tray was reached, but the cube was carried (its centre rose >= ``lift_m`` =
+  3 cm above its start at some sample): the episode transported the cube and stayed between;
+- ``stalled``: neither (the cube was never carried and the TCP never reached a tray).
+
+The extremes of s over the TCP samples are reported as well (``tray_axis_min`` / ``_max``; the
+cube starts at |s| < 0.47 in the default layouts): an averaging policy keeps |s| well below 1.
 
 The closed loop reports the fraction of episodes ``between`` (and the other counts).
 """
@@ -47,7 +50,7 @@ def tray_heading(
     cube_start: np.ndarray,
     tcp: np.ndarray,
     cube: np.ndarray,
-    commit: float = 0.5,
+    commit_m: float = 0.10,
     lift_m: float = 0.03,
 ) -> dict:
     """Classify one episode (module docstring).
@@ -59,17 +62,19 @@ def tray_heading(
         cube: (T, 3) cube centres at the same samples (m).
     Returns:
         ``heading`` (one of HEADINGS), ``switched``, ``tray_axis_min`` / ``tray_axis_max`` (the
-        extremes of s over the TCP samples) and ``cube_lifted``.
+        extremes of s over the TCP samples), ``closest_tray_m`` (2,) and ``cube_lifted``.
     """
     tcp = np.asarray(tcp, float).reshape(-1, 3)
     cube = np.asarray(cube, float).reshape(-1, 3)
     if len(tcp) == 0:
         return {"heading": "stalled", "switched": False, "tray_axis_min": None, "tray_axis_max": None,
-                "cube_lifted": False}  # fmt: skip
+                "closest_tray_m": None, "cube_lifted": False}  # fmt: skip
+    trays = np.asarray(trays, float).reshape(2, 2)
     s = tray_axis_coordinate(tcp[:, :2], trays)
     lifted = bool(len(cube) and (cube[:, 2] - float(cube_start[2]) >= lift_m).any())
-    hit0 = np.flatnonzero(s <= -commit)
-    hit1 = np.flatnonzero(s >= commit)
+    dist = np.linalg.norm(tcp[:, None, :2] - trays[None], axis=-1)  # (T, 2) m
+    hit0 = np.flatnonzero(dist[:, 0] <= commit_m)
+    hit1 = np.flatnonzero(dist[:, 1] <= commit_m)
     if len(hit0) or len(hit1):
         first0 = hit0[0] if len(hit0) else np.inf
         first1 = hit1[0] if len(hit1) else np.inf
@@ -81,6 +86,7 @@ def tray_heading(
         "switched": bool(len(hit0) and len(hit1)),
         "tray_axis_min": round(float(s.min()), 4),
         "tray_axis_max": round(float(s.max()), 4),
+        "closest_tray_m": [round(float(d), 4) for d in dist.min(axis=0)],
         "cube_lifted": lifted,
     }
 
