@@ -35,9 +35,10 @@ demo: setup  ## closed-loop run of the whole pipeline on the embedded default
 eval: setup  ## closed-loop success rate of the shipped checkpoint over 50 held-out seeded episodes
 	@$(ENV) python -m dp_sim.closed_loop --episodes 50 --seed-start 10000 --out out/eval $(EVAL_ARGS)
 
-compare: setup  ## DP3 vs image Diffusion Policy on the same 20 seeded sim episodes: one table (out/compare/)
+compare: setup  ## DP3, image DP, the blind baseline and the oracle on the same 20 seeded sim episodes (out/compare/)
 	@$(ENV) python -m dp_sim.compare --checkpoint checkpoints/sim_reach_dp3 \
-		--checkpoint checkpoints/sim_reach_image_dp --episodes 20 --out out/compare $(COMPARE_ARGS)
+		--checkpoint checkpoints/sim_reach_image_dp --checkpoint checkpoints/sim_reach_state_only --oracle \
+		--episodes 20 --out out/compare $(COMPARE_ARGS)
 
 data: setup  ## simulator demonstrations (200 expert episodes, seeds 0-199) as DP3 zarr: make data [TASK=lift|place]
 	@$(ENV) python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes 200 --seed-start 0

@@ -21,12 +21,14 @@ from dp_common.launcher import (
 )
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+ORACLE = "oracle"  # checkpoint:=oracle: the oracle baseline (no perception: it reads the true poses)
 
 ARGUMENTS = [
     LaunchArgument(
         "checkpoint",
         str(REPO / "checkpoints" / "sim_reach_dp3"),
-        "policy checkpoint directory (config.json + model.safetensors + normalizer)",
+        "policy checkpoint directory (config.json + model.safetensors + normalizer), or 'oracle': "
+        "dp_sim's oracle_node (scripted expert on the true object poses) in the policy's place",
     ),
     LaunchArgument(
         "backend",
@@ -118,6 +120,10 @@ def node_specs(args: dict) -> list[NodeSpec]:
             env=env,
         ),
     ]
+    if args["checkpoint"] == ORACLE:  # the oracle replaces perception + policy
+        oracle_params = {**sim_time, "task": args["task"], "autostart": autostart,
+                         "rate_hz": float(args["policy_rate_hz"])}  # fmt: skip
+        specs[1:3] = [NodeSpec("dp_sim", "oracle_node", parameters=[oracle_params], env=env)]
     if as_bool(args["rviz"]):
         specs.append(
             NodeSpec(

@@ -27,6 +27,7 @@ setup(
             "bag_to_zarr = dp_sim.bag_to_zarr:main",
             "eval_expert = dp_sim.eval_expert:main",
             "closed_loop = dp_sim.closed_loop:main",
+            "oracle_node = dp_sim.oracle_node:main",
         ],
     },
 )

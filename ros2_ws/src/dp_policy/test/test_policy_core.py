@@ -281,6 +281,40 @@ def test_save_load_bit_identical(tmp_path):
     assert after.predict_action_chunk(obs, noise=noise).shape == (16, 3)
 
 
+def test_regression_objective_same_network_one_pass_and_checkpoint_round_trip(tmp_path):
+    """objective: regression = the same encoder + U-Net (same parameters), a deterministic chunk,
+    the training forward equals the fast inference pass, and it saves / loads as any checkpoint."""
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(objective="regression", joint_names=["a", "b", "c"])
+    model = DiffusionPolicyModel(cfg)
+    diffusion = DiffusionPolicyModel(_tiny_cfg())
+    assert [(k, v.shape) for k, v in model.state_dict().items()] == [
+        (k, v.shape) for k, v in diffusion.state_dict().items()
+    ]
+    norm = _norm()
+    before = Policy(cfg, model, norm)
+    rng = np.random.default_rng(4)
+    obs = _obs(rng)
+    a = before.predict_action_chunk(obs, generator=torch.Generator().manual_seed(1))
+    b = before.predict_action_chunk(obs, generator=torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(a, b)  # no sampling: the noise does not matter
+    assert a.shape == (16, 3) and np.ptp(a, axis=0).max() > 0  # rows differ (the query's position)
+    with torch.no_grad():  # the loss's forward (plain U-Net call) = the fast inference pass
+        nobs, _ = before._obs_tensors(obs)
+        slow = model.regress(model.encode_obs(nobs)).clamp(-1, 1)
+    np.testing.assert_allclose(norm.unnormalize("action", slow)[0].numpy(), a, atol=1e-5)
+    prefix = np.array([[0.5, -0.5, 1.0]], np.float32)
+    np.testing.assert_array_equal(before.predict_action_chunk(obs, prefix=prefix)[:1], prefix)
+    fresh = DiffusionPolicyModel(cfg)  # (Policy froze `model` for inference)
+    loss = fresh.compute_loss(nobs, torch.zeros(1, 16, 3))
+    loss.backward()
+    assert float(loss) > 0 and fresh.model.final_conv[1].weight.grad.abs().sum() > 0
+    save_checkpoint(tmp_path / "reg", cfg, model, norm)
+    after = Policy.from_checkpoint(tmp_path / "reg")
+    assert after.config.objective == "regression"
+    np.testing.assert_array_equal(after.predict_action_chunk(obs), a)
+
+
 def test_checkpoint_refuses_bad_directories(tmp_path):
     cfg = _tiny_cfg()
     good = save_checkpoint(tmp_path / "good", cfg, DiffusionPolicyModel(cfg), _norm())

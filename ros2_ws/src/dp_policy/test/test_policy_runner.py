@@ -29,10 +29,11 @@ DT_NS = 100_000_000
 N = 32
 
 
-def make_policy(action_space="joint_position", joint_names=J):
+def make_policy(action_space="joint_position", joint_names=J, objective="diffusion"):
     torch.manual_seed(0)
     cfg = PolicyConfig.preset(
         "simple_dp3", state_dim=3, action_dim=3, joint_names=joint_names, action_space=action_space,
+        objective=objective,
         down_dims=[16, 32], diffusion_step_embed_dim=16, num_inference_steps=2,
         encoder={"num_points": N, "out_dim": 16, "state_mlp_dims": [16]},
         perception={"target_frame": "world", "num_points": N},
@@ -65,8 +66,9 @@ def expected(policy, stamps, seed, prefix=None):
     return policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(seed), prefix=prefix)
 
 
-def test_tick_gives_the_policy_output_stamped_exactly_with_the_newest_cloud():
-    policy = make_policy()
+@pytest.mark.parametrize("objective", ["diffusion", "regression"])  # regression: the MSE baseline
+def test_tick_gives_the_policy_output_stamped_exactly_with_the_newest_cloud(objective):
+    policy = make_policy(objective=objective)
     runner = PolicyRunner(policy, PolicyNodeConfig(seed=5), "tiny@0")
     assert isinstance(runner.tick(T), NoChunk) and runner.tick(T).reason == NO_CLOUD
     feed(runner, T, [T - 2 * DT_NS, T - DT_NS, T])

@@ -7,10 +7,19 @@ own process exactly as the launch file would, then drives seeded episodes from a
     ─▶ wait for success (TCP touches the cube) or the episode timeout ─▶ next seed
 
 and reports per-episode outcome, success rate, mean time to success, per-stage latencies read from
-/diagnostics (perception, inference, control period), the achieved real-time factor, a JSON summary
-and a PNG of commanded vs actual joint trajectories.
+/diagnostics (perception, inference, control period), the achieved real-time factor, on
+place_bimodal the tray heading (:mod:`dp_sim.core.metrics`: the fraction of episodes that head
+between the trays), and writes (:mod:`dp_sim.closed_loop_report`) a JSON summary, a PNG of commanded
+vs actual joints (gripper command vs finger opening) and a GIF of the first episode from the sim's
+``camera/image`` topic.
+
+``--checkpoint oracle`` (or ``--oracle``) runs the oracle baseline instead of a learned policy:
+``dp_sim oracle_node`` (the scripted expert on the true object poses, :mod:`dp_sim.core.oracle`)
+takes the policy's place and publishes the same chunks at the same rate to the same control_node;
+perception is not started (it reads no observations).
 
     python -m dp_sim.closed_loop --episodes 50 --seed-start 10000 --out out/eval   # evaluation
+    python -m dp_sim.closed_loop --oracle --task lift --episodes 50                # the ceiling
     make demo                                                                    # 5 episodes
 """
 
@@ -24,10 +33,14 @@ import random
 import sys
 import time
 
+from dp_sim.closed_loop_report import episode_line, latency_table, plot_traces, summarize, write_gif
+from dp_sim.core.metrics import heading_from_statuses
 from dp_sim.core.tasks import TASKS, get_task
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 DEFAULT_CHECKPOINT = REPO / "checkpoints" / "sim_reach_dp3"
+ORACLE = "oracle"  # --checkpoint oracle: launch/sim.launch.py starts dp_sim's oracle_node instead
+MAX_GIF_FRAMES = 400
 
 
 def _isolate_ros_graph() -> None:
@@ -39,7 +52,7 @@ def _isolate_ros_graph() -> None:
 class EpisodeManager:
     """rclpy side of the evaluation: services, topics, traces (created after rclpy.init)."""
 
-    def __init__(self, context=None):
+    def __init__(self, context=None, policy_node: str = "policy_node"):
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
         from rclpy.parameter import Parameter
@@ -57,7 +70,7 @@ class EpisodeManager:
             parameter_overrides=[Parameter("use_sim_time", value=True)],
         )
         n = self.node
-        self.policy_srv = n.create_client(SetBool, "/policy_node/activate")
+        self.policy_srv = n.create_client(SetBool, f"/{policy_node}/activate")
         self.control_srv = n.create_client(SetBool, "/control_node/enable")
         self.reset_pub = n.create_publisher(Int64, "sim/reset_seed", reliable_qos(10))
         self.status: dict | None = None
@@ -76,17 +89,49 @@ class EpisodeManager:
         )
         n.create_subscription(ActionChunk, "dp/action_chunk", self._on_chunk, chunk_qos())
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
+        self._add_media_subscriptions()
         self._SetBool = SetBool
         self._Int64 = Int64
 
     def now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
+    def _add_media_subscriptions(self) -> None:
+        """Traces beyond the joints: status history (metrics), gripper commands, camera frames."""
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Float64MultiArray
+
+        from dp_common.qos import reliable_qos, sensor_qos
+
+        self.statuses: list[dict] = []
+        self.gripper: list[tuple[float, list[float]]] = []
+        self.frames: list[tuple[float, object]] = []
+        self.record_frames = False
+        self.node.create_subscription(
+            Float64MultiArray, "gripper_controller/commands", self._on_gripper, reliable_qos(10)
+        )
+        self.node.create_subscription(Image, "camera/image", self._on_image, sensor_qos(5))
+
+    def _on_gripper(self, msg) -> None:
+        self.gripper.append((self.now(), list(msg.data)))
+
+    def _on_image(self, msg) -> None:
+        if not self.record_frames or len(self.frames) >= MAX_GIF_FRAMES:
+            return
+        from dp_common.msgs import stamp_to_ns
+        from dp_common.msgs.image import read_image
+
+        try:
+            self.frames.append((stamp_to_ns(msg.header.stamp) * 1e-9, read_image(msg)))
+        except ValueError:
+            pass
+
     def _on_status(self, msg) -> None:
         try:
             self.status = json.loads(msg.data)
         except ValueError:
-            pass
+            return
+        self.statuses.append(self.status)
 
     def _on_js(self, msg) -> None:
         if not self.joint_names:
@@ -131,8 +176,10 @@ def _call(executor, client, value: bool, runner, timeout_s: float = 10.0) -> boo
     return fut.done() and fut.result() is not None and fut.result().success
 
 
-def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: float) -> dict:
-    """Runs one seeded episode; returns its outcome."""
+def run_episode(
+    mgr: EpisodeManager, executor, runner, seed: int, timeout_s: float, record_frames: bool = False
+) -> dict:
+    """Runs one seeded episode; returns its outcome (``frames``: camera images if record_frames)."""
     _call(executor, mgr.policy_srv, False, runner)
     _call(executor, mgr.control_srv, False, runner)
     # Control brakes to rest before going inactive and keeps commanding until then: reset only once
@@ -159,6 +206,9 @@ def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: flo
     t0_sim, t0_wall = mgr.now(), time.monotonic()
     mgr.actual.clear()
     mgr.commanded.clear()
+    mgr.gripper.clear()
+    mgr.statuses = [mgr.status] if mgr.status else []
+    mgr.frames, mgr.record_frames = [], record_frames
     chunks0 = mgr.chunks
     enabled = _call(executor, mgr.control_srv, True, runner) and _call(executor, mgr.policy_srv, True, runner)
     if not enabled:
@@ -173,6 +223,7 @@ def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: flo
     # Wall-clock guard: generous, the sim may run slower than real time.
     _spin_until(executor, finished, 20.0 * timeout_s + 60.0, runner)
     st = dict(mgr.status or {})
+    mgr.record_frames = False
     _call(executor, mgr.policy_srv, False, runner)
     _call(executor, mgr.control_srv, False, runner)
     sim_elapsed, wall_elapsed = mgr.now() - t0_sim, time.monotonic() - t0_wall
@@ -185,60 +236,26 @@ def run_episode(mgr: EpisodeManager, executor, runner, seed: int, timeout_s: flo
         "chunks": mgr.chunks - chunks0,
         "chunk_joint_names": list(mgr.chunk_joint_names),
         "real_time_factor": sim_elapsed / wall_elapsed if wall_elapsed > 0 else float("nan"),
-        "trace": {"actual": list(mgr.actual), "commanded": list(mgr.commanded), "t0": t0_sim},
+        "tray_heading": heading_from_statuses([s for s in mgr.statuses if s.get("seed") == seed]),
+        "trace": {
+            "actual": list(mgr.actual),
+            "commanded": list(mgr.commanded),
+            "gripper": list(mgr.gripper),
+            "t0": t0_sim,
+        },  # fmt: skip
+        "frames": list(mgr.frames),
     }
-
-
-def _latency_table(diag: dict[str, dict[str, str]]) -> list[str]:
-    lines = []
-    for name in sorted(diag):
-        figures = {k: v for k, v in diag[name].items() if k.endswith(" ms") or k.endswith("rate Hz")}
-        if figures:
-            lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(figures.items())))
-    return lines
-
-
-def plot_traces(results: list[dict], joint_names: list[str], path: pathlib.Path) -> None:
-    """Writes a PNG of commanded vs actual joint positions, one column per episode (up to 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    shown = results[: min(4, len(results))]
-    nj = len(joint_names) or 7
-    fig, axes = plt.subplots(nj, len(shown), figsize=(4 * len(shown), 1.6 * nj), sharex="col", squeeze=False)
-    for c, res in enumerate(shown):
-        tr = res["trace"]
-        t0 = tr["t0"]
-        for j in range(nj):
-            ax = axes[j][c]
-            if tr["actual"]:
-                t = np.array([a[0] for a in tr["actual"]]) - t0
-                q = np.array([a[1] for a in tr["actual"]])
-                ax.plot(t, q[:, j], label="actual (joint_states)", lw=1.2)
-            if tr["commanded"]:
-                t = np.array([a[0] for a in tr["commanded"]]) - t0
-                q = np.array([a[1] for a in tr["commanded"]])
-                ax.plot(t, q[:, j], "--", label="commanded (control)", lw=1.0)
-            if c == 0:
-                unit = "m" if joint_names and "finger" in joint_names[j] else "rad"
-                ax.set_ylabel(f"{joint_names[j] if joint_names else j}\n[{unit}]", fontsize=7)
-            if j == 0:
-                ax.set_title(f"seed {res['seed']}: {'success' if res['success'] else 'failure'}", fontsize=9)
-            ax.tick_params(labelsize=6)
-        axes[-1][c].set_xlabel("sim time [s]", fontsize=8)
-    axes[0][0].legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring)."""
     ap = argparse.ArgumentParser(description="closed-loop evaluation of a policy in the simulator")
-    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="policy checkpoint directory")
+    ap.add_argument(
+        "--checkpoint",
+        default=str(DEFAULT_CHECKPOINT),
+        help="policy checkpoint directory, or 'oracle' (the scripted expert on the true poses)",
+    )
+    ap.add_argument("--oracle", action="store_true", help="same as --checkpoint oracle")
     ap.add_argument("--task", default="reach", choices=list(TASKS), help="simulated task (dp_sim.core.tasks)")
     ap.add_argument("--episodes", type=int, default=5, help="number of seeded episodes")
     ap.add_argument(
@@ -275,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.episode_timeout is None:
         args.episode_timeout = get_task(args.task).timeout_s
 
-    ckpt = pathlib.Path(args.checkpoint)
-    if not (ckpt / "config.json").is_file():
+    oracle = args.oracle or args.checkpoint == ORACLE
+    ckpt = pathlib.Path(ORACLE if oracle else args.checkpoint)
+    if not oracle and not (ckpt / "config.json").is_file():
         print(
             f"error: no checkpoint at {ckpt} (expected config.json + model.safetensors + normalizer)",
             file=sys.stderr,
@@ -316,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     t_wall0 = time.monotonic()
     with ProcessRunner(specs, log_dir=out / "logs") as runner:
         rclpy.init()
-        mgr = EpisodeManager()
+        mgr = EpisodeManager(policy_node="oracle_node" if oracle else "policy_node")
         executor = SingleThreadedExecutor()
         executor.add_node(mgr.node)
         try:
@@ -346,16 +364,11 @@ def main(argv: list[str] | None = None) -> int:
 
             seeds = range(args.seed_start, args.seed_start + args.episodes)
             for seed in tqdm(seeds, desc="episodes", unit="ep", file=sys.stderr, disable=None):
-                res = run_episode(mgr, executor, runner, seed, args.episode_timeout)
-                results.append(res)
-                tts = res["time_to_success_s"]
-                print(
-                    f"episode seed={seed}: {'SUCCESS' if res['success'] else 'failure'}"
-                    + (f" in {tts:.2f} s" if res["success"] and tts is not None else "")
-                    + f" (final distance {res['final_goal_distance_m']:.3f} m, {res['chunks']} chunks, "
-                    f"real-time factor {res['real_time_factor']:.2f})",
-                    flush=True,
+                res = run_episode(
+                    mgr, executor, runner, seed, args.episode_timeout, record_frames=not results
                 )
+                results.append(res)
+                print(episode_line(res), flush=True)
             # Let one more diagnostics period arrive.
             _spin_until(executor, lambda: False, 1.5)
             diag, diag_msg, joint_names = dict(mgr.diag), dict(mgr.diag_msg), list(mgr.joint_names)
@@ -364,32 +377,21 @@ def main(argv: list[str] | None = None) -> int:
             mgr.node.destroy_node()
             rclpy.try_shutdown()
 
-    n_ok = sum(r["success"] for r in results)
-    times = [r["time_to_success_s"] for r in results if r["success"] and r["time_to_success_s"] is not None]
-    summary = {
-        "checkpoint": str(ckpt),
-        "episodes": len(results),
-        "successes": n_ok,
-        "success_rate": n_ok / len(results) if results else 0.0,
-        "mean_time_to_success_s": sum(times) / len(times) if times else None,
-        "seeds": [r["seed"] for r in results],
-        "real_time_factor_setting": args.real_time_factor,
-        "real_time_factor_achieved": (sum(r["real_time_factor"] for r in results) / len(results))
-        if results
-        else None,
-        "diagnostics": diag,
-        "diagnostics_messages": diag_msg,
-        "episodes_detail": [{k: v for k, v in r.items() if k != "trace"} for r in results],
-        "wall_time_s": time.monotonic() - t_wall0,
-    }
+    summary = summarize(results, str(ckpt), args.task, args.real_time_factor, diag, diag_msg,
+                        time.monotonic() - t_wall0)  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_path = out / "trajectories.png"
     plot_traces(results, joint_names, plot_path)
+    n_frames = write_gif(results[0]["frames"], out / "episode.gif") if results else 0
     print("latency summary (from /diagnostics):")
-    for line in _latency_table(diag):
+    for line in latency_table(diag):
         print(line)
-    print(f"report: {out / 'summary.json'}, plot: {plot_path}")
-    mt = summary["mean_time_to_success_s"]
+    gif = f", video: {out / 'episode.gif'} ({n_frames} frames)" if n_frames else " (no camera frames)"
+    print(f"report: {out / 'summary.json'}, plot: {plot_path}{gif}")
+    if summary["tray_heading_fractions"] is not None:
+        f = summary["tray_heading_fractions"]
+        print("tray heading: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in f.items()))
+    n_ok, mt = summary["successes"], summary["mean_time_to_success_s"]
     print(
         f"success rate: {n_ok}/{len(results)} = {100.0 * summary['success_rate']:.0f}%"
         + (f" (mean time to success {mt:.2f} s)" if mt is not None else "")

@@ -2,14 +2,23 @@
 
     python -m dp_sim.compare --checkpoint checkpoints/sim_reach_dp3 \
         --checkpoint checkpoints/sim_reach_image_dp --episodes 20 --out out/compare
+    python -m dp_sim.compare --checkpoint checkpoints/sim_lift_dp3 --checkpoint <blind> --oracle \
+        --episodes 50 -- --task lift
 
 Each checkpoint runs through ``dp_sim.closed_loop`` (the real sim, perception, policy and control
 nodes of ``launch/sim.launch.py``, each in its own process) on the same seeds; the table gives per
 policy its closed-loop success rate and mean time to success, its training cost (wall time and steps
 recorded in the checkpoint by ``dp_train``) and its inference latency measured inside
 ``policy_node`` (p50 / p99 on the wall clock, read from ``/diagnostics``) with the cloud/image stamp
-to chunk publication latency (sim clock). Writes ``compare.json`` and ``compare.md`` under ``--out``
-and each run's own report under ``--out/<checkpoint name>/``.
+to chunk publication latency (sim clock), and on place_bimodal the fraction of episodes that head
+between the trays (:mod:`dp_sim.core.metrics`). Writes ``compare.json`` and ``compare.md`` under
+``--out`` and each run's own report under ``--out/<checkpoint name>/``.
+
+Baselines in the same table: ``--oracle`` adds the oracle (``dp_sim.core.oracle``: the scripted
+expert given the true cube and tray poses, through the same control_node; the ceiling perception
+should approach); the blind state-only baseline is a checkpoint whose encoder reads no points
+(``encoder.type: lowdim``, shown as "lowdim (blind)"); the MSE regression baseline is a checkpoint
+with ``objective: regression`` (the objective column).
 """
 
 from __future__ import annotations
@@ -20,11 +29,16 @@ import pathlib
 import subprocess
 import sys
 
-from dp_sim.closed_loop import DEFAULT_CHECKPOINT, REPO
+from dp_sim.closed_loop import DEFAULT_CHECKPOINT, ORACLE, REPO
+
+ENCODER_LABELS = {"lowdim": "lowdim (blind)"}
 
 
 def checkpoint_info(ckpt: pathlib.Path) -> dict:
     """Policy name, encoder, parameter count and training record of a checkpoint directory."""
+    if str(ckpt) == ORACLE:
+        return {"name": ORACLE, "encoder": "true poses", "objective": "scripted expert", "parameters": None,
+                "train_steps": None, "train_wall_s": None}  # fmt: skip
     meta = json.loads((ckpt / "config.json").read_text())
     policy, extra = meta.get("policy", {}), meta.get("extra", {})
     n_params = None
@@ -37,7 +51,7 @@ def checkpoint_info(ckpt: pathlib.Path) -> dict:
         pass
     return {
         "name": policy.get("name", ckpt.name),
-        "encoder": policy.get("encoder", {}).get("type", "?"),
+        "encoder": ENCODER_LABELS.get(enc := policy.get("encoder", {}).get("type", "?"), enc),
         "objective": policy.get("objective", "?"),
         "parameters": n_params,
         "train_steps": extra.get("step"),
@@ -64,18 +78,21 @@ def _fmt(value, spec: str = "", none: str = "n/a") -> str:
 def table(rows: list[dict]) -> str:
     """Markdown table of the comparison rows."""
     head = (
-        "| policy | encoder | success | mean time to success | training (wall, steps) | "
-        "inference p50 / p99 (wall) | stamp -> chunk p50 / p99 (sim) |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| policy | encoder | objective | success | mean time to success | between trays | "
+        "training (wall, steps) | inference p50 / p99 (wall) | stamp -> chunk p50 / p99 (sim) |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
         train = "n/a"
         if r.get("train_wall_s") is not None:
             train = f"{float(r['train_wall_s']) / 60:.0f} min, {r.get('train_steps')} steps"
+        frac = r.get("between_trays_fraction")
+        between = "n/a" if frac is None else f"{100 * float(frac):.0f}%"
         lines.append(
-            f"| {r['checkpoint']} | {r['encoder']} | {r['successes']}/{r['episodes']} "
-            f"({100 * r['success_rate']:.0f}%) | {_fmt(r['mean_time_to_success_s'], '.2f')} | {train} | "
+            f"| {r['checkpoint']} | {r['encoder']} | {r.get('objective', 'n/a')} | {r['successes']}/"
+            f"{r['episodes']} ({100 * r['success_rate']:.0f}%) | "
+            f"{_fmt(r['mean_time_to_success_s'], '.2f')} | {between} | {train} | "
             f"{_fmt(r['inference_p50_ms'], '.0f')} / {_fmt(r['inference_p99_ms'], '.0f')} ms | "
             f"{_fmt(r['stamp_to_publish_p50_ms'], '.0f')} / {_fmt(r['stamp_to_publish_p99_ms'], '.0f')} ms |"
         )
@@ -89,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint",
         action="append",
         default=[],
-        help="checkpoint directory (repeat; default: the shipped DP3 checkpoint)",
+        help="checkpoint directory (repeat; default: the shipped DP3 checkpoint) or 'oracle'",
     )
+    ap.add_argument("--oracle", action="store_true", help="add the oracle baseline (true object poses)")
     ap.add_argument("--episodes", type=int, default=20, help="seeded episodes per policy")
     ap.add_argument("--seed-start", type=int, default=10000, help="first seed (held out from training)")
     ap.add_argument("--out", default=str(REPO / "out" / "compare"), help="report directory")
@@ -100,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         help="after '--': further dp_sim.closed_loop options (e.g. -- --real-time-factor 0.5)",
     )
     args = ap.parse_args(argv)
-    ckpts = [pathlib.Path(c) for c in (args.checkpoint or [str(DEFAULT_CHECKPOINT)])]
+    names = args.checkpoint or ([] if args.oracle else [str(DEFAULT_CHECKPOINT)])
+    ckpts = [pathlib.Path(c) for c in names + ([ORACLE] if args.oracle and ORACLE not in names else [])]
     for c in ckpts:
-        if not (c / "config.json").is_file():
+        if str(c) != ORACLE and not (c / "config.json").is_file():
             print(f"error: no checkpoint at {c} (expected config.json)", file=sys.stderr)
             return 2
     out = pathlib.Path(args.out)
@@ -110,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = [a for a in args.closed_loop_args if a != "--"]
     rows = []
     for c in ckpts:
-        run_dir = out / c.resolve().name
+        label = ORACLE if str(c) == ORACLE else c.resolve().name
+        run_dir = out / label
         cmd = [sys.executable, "-m", "dp_sim.closed_loop", "--checkpoint", str(c),
                "--episodes", str(args.episodes), "--seed-start", str(args.seed_start),
                "--out", str(run_dir), *extra]  # fmt: skip
@@ -123,12 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         pol = summary.get("diagnostics", {}).get("policy_node", {})
         rows.append(
             {
-                "checkpoint": c.resolve().name,
+                "checkpoint": label,
                 **checkpoint_info(c),
                 "episodes": summary["episodes"],
                 "successes": summary["successes"],
                 "success_rate": summary["success_rate"],
                 "mean_time_to_success_s": summary["mean_time_to_success_s"],
+                "between_trays_fraction": summary.get("between_trays_fraction"),
                 "inference_p50_ms": pol.get("inference p50 ms"),
                 "inference_p99_ms": pol.get("inference p99 ms"),
                 "stamp_to_publish_p50_ms": pol.get("stamp to publish p50 ms"),

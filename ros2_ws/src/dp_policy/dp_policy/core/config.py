@@ -23,7 +23,7 @@ from typing import Any
 
 ENCODER_TYPES = ("dp3_pointnet", "lowdim", "image")
 IMAGE_NORMS = ("auto", "range", "imagenet")
-OBJECTIVES = ("diffusion", "flow_matching")
+OBJECTIVES = ("diffusion", "flow_matching", "regression")
 PREDICTION_TYPES = ("sample", "epsilon")
 ACTION_SPACES = ("joint_position", "joint_position_delta")
 UNET_TYPES = ("full", "simple")
@@ -199,7 +199,13 @@ class PolicyConfig:
     n_groups: int = field(default=8, metadata={"help": "GroupNorm groups (divides every down_dims entry)"})
     diffusion_step_embed_dim: int = field(default=128, metadata={"help": "denoising-step embedding size"})
     # objective
-    objective: str = field(default="diffusion", metadata={"help": "diffusion | flow_matching"})
+    objective: str = field(
+        default="diffusion",
+        metadata={
+            "help": "diffusion | flow_matching | regression (the MSE baseline: the same encoder and "
+            "U-Net map the observation to the whole chunk in one pass, see dp_policy.core.model)"
+        },
+    )
     prediction_type: str = field(default="sample", metadata={"help": "sample (DP3) | epsilon (DP)"})
     num_train_timesteps: int = field(default=100, metadata={"help": "diffusion steps in training (DDPM)"})
     beta_schedule: str = field(

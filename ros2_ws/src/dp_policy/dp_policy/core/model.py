@@ -2,6 +2,16 @@
 
 Works on normalized tensors; normalization lives in :class:`dp_policy.core.policy.Policy` and the
 trainer. Parameter names: ``obs_encoder.*`` and ``model.*`` as in the published DP3 policy.
+
+``objective: regression`` is the deterministic baseline of the multimodality argument (Diffusion
+Policy, Sec. 4; issue 13's ``place_bimodal``): the *same* encoder and the *same* U-Net, evaluated
+once at step 0 on a fixed input, regress the whole normalized chunk with an MSE loss. The fixed
+input is :func:`regression_query`: every column is the row's position in the chunk (-1 .. 1), so
+the convolutions can tell rows apart (a constant input would give the U-Net, which is
+translation-equivariant in time, almost the same output on every row). Same parameters, same
+checkpoint layout; trained by the same loop (``compute_loss``) and run by the same
+``Policy.predict_action_chunk`` (``sample`` ignores the noise). Under a multimodal demonstration
+distribution the MSE optimum is the conditional *mean* of the modes.
 """
 
 from __future__ import annotations
@@ -15,6 +25,12 @@ from dp_policy.core.encoders import build_encoder
 from dp_policy.core.noise import DDIMTable, flow_timesteps, make_train_scheduler
 from dp_policy.core.unet import build_unet
 from dp_policy.core.vision import build_image_encoder
+
+
+def regression_query(horizon: int, action_dim: int) -> torch.Tensor:
+    """Fixed U-Net input of the regression objective (1, horizon, action_dim): row position -1 .. 1."""
+    pos = torch.linspace(-1.0, 1.0, horizon) if horizon > 1 else torch.zeros(1)
+    return pos[None, :, None].expand(1, horizon, action_dim).contiguous()
 
 
 class DiffusionPolicyModel(nn.Module):
@@ -32,6 +48,7 @@ class DiffusionPolicyModel(nn.Module):
         self.model = build_unet(cfg)
         self.train_scheduler = make_train_scheduler(cfg)
         self._tables: dict[tuple, object] = {}
+        self.register_buffer("query", regression_query(cfg.horizon, cfg.action_dim), persistent=False)
 
     # ---------------------------------------------------------------- conditioning
     def encode_obs(self, nobs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -53,6 +70,8 @@ class DiffusionPolicyModel(nn.Module):
         """MSE denoising loss. nobs: key -> (B, n_obs_steps, ...), naction (B, horizon, A)."""
         gcond = self.encode_obs(nobs)
         bsz = naction.shape[0]
+        if self.cfg.objective == "regression":
+            return F.mse_loss(self.regress(gcond), naction)
         noise = torch.randn(naction.shape, generator=generator, device=naction.device, dtype=naction.dtype)
         if self.cfg.objective == "flow_matching":
             tau = torch.rand((bsz,), generator=generator, device=naction.device, dtype=naction.dtype)
@@ -68,13 +87,20 @@ class DiffusionPolicyModel(nn.Module):
         target = naction if self.cfg.prediction_type == "sample" else noise
         return F.mse_loss(pred, target)
 
+    def regress(self, gcond: torch.Tensor) -> torch.Tensor:
+        """Regression objective: gcond (B, G) -> normalized chunk (B, H, A) in one U-Net pass."""
+        x = self.query.to(gcond.dtype).expand(gcond.shape[0], -1, -1)
+        return self.model(x, torch.zeros((), device=gcond.device), gcond)
+
     # ---------------------------------------------------------------- inference
     def _table(self, num_steps: int, device: torch.device, dtype: torch.dtype):
         """Cached per-step constants: (DDIM table or Euler dt, FiLM time part, FiLM global W)."""
         key = (num_steps, device, dtype, self.cfg.objective)
         if key not in self._tables:
             with torch.inference_mode():
-                if self.cfg.objective == "flow_matching":
+                if self.cfg.objective == "regression":  # one pass at step 0
+                    steps, table = torch.zeros(1), None
+                elif self.cfg.objective == "flow_matching":
                     steps, dt = flow_timesteps(self.cfg, num_steps)
                     table: object = dt
                 else:
@@ -99,11 +125,23 @@ class DiffusionPolicyModel(nn.Module):
 
         ``prefix`` (B, d, A) (normalized) hard-inpaints the first d rows: at every step they are
         replaced by the prefix brought to the current noise level (with the same initial noise),
-        and by the prefix itself at the end.
+        and by the prefix itself at the end. ``objective: regression``: one pass on the fixed
+        query (``noise`` only gives the shape; ``num_steps`` is ignored), clipped to [-1, 1] with
+        ``clip_sample``, the prefix rows overwritten.
         """
-        table, time_part, w_global = self._table(num_steps, gcond.device, gcond.dtype)
+        regression = self.cfg.objective == "regression"
+        table, time_part, w_global = self._table(1 if regression else num_steps, gcond.device, gcond.dtype)
         film_all = time_part[:, None, :] + (F.mish(gcond) @ w_global)[None]  # (K, B, F)
         unet = self.model
+        if regression:
+            query = self.query.to(noise.dtype).expand(noise.shape[0], -1, -1)
+            x = unet.forward_film(query, unet.split_film(film_all[0]))
+            if self.cfg.clip_sample:
+                x = x.clamp(-1.0, 1.0)
+            if prefix is not None:
+                x = x.clone()
+                x[:, : prefix.shape[1]] = prefix
+            return x
         x = noise
         d = 0 if prefix is None else prefix.shape[1]
         flow = self.cfg.objective == "flow_matching"

@@ -326,6 +326,8 @@ class SimScene:
             "timeout": self.is_timeout(),
             "goal_distance": self.goal_distance(),
             "cubes": self.layout.cubes.round(6).tolist(),
+            "cube_size": round(self.layout.cube_size, 6),
+            "tcp_position": self.tcp_position().round(5).tolist(),
         }
         if self.spec.gripper:
             s["cube_position"] = self.cube_position().round(5).tolist()
