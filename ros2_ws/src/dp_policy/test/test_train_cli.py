@@ -134,14 +134,21 @@ def _flatten(node: dict, prefix: str = "") -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (PKG / "config").glob("train_*.yaml")))
-def test_yaml_lists_every_key(name):
-    listed = _flatten(yaml.safe_load((PKG / "config" / name).read_text()))
+# Every training YAML users start from: dp_policy's presets and the simulator's task configs.
+TRAIN_YAMLS = sorted(
+    [*(PKG / "config").glob("train_*.yaml"), *(PKG.parent / "dp_sim" / "config").glob("train_*.yaml")]
+)
+
+
+@pytest.mark.parametrize("path", TRAIN_YAMLS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_yaml_lists_every_key(path):
+    name = path.name
+    listed = _flatten(yaml.safe_load(path.read_text()))
     expected = {k for k, *_ in config_keys()}
     assert sorted(expected - listed) == [], f"{name} misses keys"
     assert sorted(listed - expected) == [], f"{name} has keys the dataclasses do not know"
     # every value has its field's type (YAML reads 1e-8 as a string, 1.0e-8 as a float)
-    raw = yaml.safe_load((PKG / "config" / name).read_text())
+    raw = yaml.safe_load(path.read_text())
     for key, _typ, default, _help in config_keys():
         node = raw
         for part in key.split("."):
@@ -152,8 +159,9 @@ def test_yaml_lists_every_key(name):
             assert isinstance(node, int | float) and not isinstance(node, bool), (key, node)
         elif isinstance(default, int):
             assert isinstance(node, int) and not isinstance(node, bool), (key, node)
-    cfg = build_config(str(PKG / "config" / name), ["dataset=d.zarr"])
-    assert cfg.policy_config(state_dim=7, action_dim=7).name == raw["policy"]["preset"]
+    cfg = build_config(str(path), ["dataset=d.zarr"])
+    dim = len(raw["policy"]["joint_names"]) or 7
+    assert cfg.policy_config(state_dim=dim, action_dim=dim).name == raw["policy"]["preset"]
 
 
 # ---------------------------------------------------------------- user errors: one line, exit 2
