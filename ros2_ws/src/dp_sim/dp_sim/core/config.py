@@ -29,8 +29,12 @@ class SimConfig:
         default="reach",
         metadata={"help": "legacy alias: 'bimodal' with task=reach selects task reach_bimodal"},
     )
-    camera_width: int = field(default=160, metadata={"help": "camera image width (px)"})
-    camera_height: int = field(default=120, metadata={"help": "camera image height (px)"})
+    camera_width: int = field(
+        default=0, metadata={"help": "camera image width (px); 0 = the task's (reach 160, manipulation 320)"}
+    )
+    camera_height: int = field(
+        default=0, metadata={"help": "camera image height (px); 0 = the task's (reach 120, manipulation 240)"}
+    )
     camera_fovy_deg: float = field(default=45.0, metadata={"help": "camera vertical field of view (deg)"})
     camera_pos: list[float] = field(
         default_factory=lambda: [1.4, 0.0, 0.9],
@@ -142,8 +146,10 @@ class SimConfig:
             self.variant = "bimodal"
         if self.sensor_realism not in REALISM:
             raise ValueError(f"sensor_realism: expected one of {REALISM}. Got {self.sensor_realism!r}")
-        for name in ("camera_width", "camera_height"):
-            v = getattr(self, name)
+        task_size = get_task(self.task).camera_size
+        for name, default in zip(("camera_width", "camera_height"), task_size, strict=True):
+            v = getattr(self, name) or default
+            setattr(self, name, v)
             if not 8 <= v <= 2048:
                 raise ValueError(f"{name}: expected 8..2048 px. Got {v}")
         if not 5.0 <= self.camera_fovy_deg <= 150.0:
