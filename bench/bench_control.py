@@ -45,12 +45,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for pkg in ("dp_common", "dp_control"):
-    sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / pkg))
+from _common import ros_env, use_sources
+from _stall_witness import attribute_stalls, build_c_probe, child_c, start_witnesses
+
+PKGS = ("dp_common", "dp_control")
+use_sources(*PKGS)
 
 RATE_HZ = 50.0
-WITNESS_HZ = 1000.0  # the per-CPU C witnesses: any stall > 1 ms of a CPU shows in their periods
 
 
 # ------------------------------------------------------------------------------------------ children
@@ -73,59 +74,6 @@ def child_pythread(duration: float, out: str) -> None:
     time.sleep(duration)
     loop.stop()
     Path(out).write_text(json.dumps({"rt": f"{rt}; {loop.sleep_method}", "ticks": log}))
-
-
-C_PROBE = r"""
-#define _GNU_SOURCE
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-int main(int argc, char **argv) {
-  long period = atol(argv[1]); int n = atoi(argv[2]); int prio = atoi(argv[3]);
-  int cpu = argc > 4 ? atoi(argv[4]) : -1;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (cpu >= 0) { CPU_SET(cpu, &set); sched_setaffinity(0, sizeof(set), &set); }
-  long long *t = malloc(sizeof(long long) * n);
-  struct sched_param sp = {.sched_priority = prio};
-  if (prio > 0 && sched_setscheduler(0, SCHED_FIFO, &sp) != 0) fprintf(stderr, "no SCHED_FIFO\n");
-  struct timespec next, now;
-  clock_gettime(CLOCK_MONOTONIC, &next);
-  for (int i = 0; i < n; i++) {
-    next.tv_nsec += period;
-    while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) != 0) {}
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    t[i] = now.tv_sec * 1000000000LL + now.tv_nsec;
-  }
-  for (int i = 0; i < n; i++) printf("%lld\n", t[i]);
-  return 0;
-}
-"""
-
-
-def build_c_probe(tmp: str) -> str | None:
-    """Compiles the C baseline; None when no compiler is found or it fails."""
-    import shutil
-
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    src, exe = os.path.join(tmp, "probe.c"), os.path.join(tmp, "probe")
-    Path(src).write_text(C_PROBE)
-    if subprocess.run([cc, "-O2", "-o", exe, src], capture_output=True).returncode != 0:
-        return None
-    return exe
-
-
-def child_c(duration: float, out: str, exe: str) -> None:
-    prio = 0 if os.environ.get("DP_BENCH_NO_RT") else 60
-    n = int(duration * RATE_HZ)
-    res = subprocess.run([exe, str(int(1e9 / RATE_HZ)), str(n), str(prio)], capture_output=True, text=True)
-    ticks = [(int(line) * 1e-9, 0.0) for line in res.stdout.split()]
-    rt = f"SCHED_FIFO priority {prio}" if prio and not res.stderr else "normal priority"
-    Path(out).write_text(json.dumps({"rt": f"{rt}; C clock_nanosleep(TIMER_ABSTIME)", "ticks": ticks}))
 
 
 def child_control(duration: float, out: str, bare: bool, timer_loop: bool = False) -> None:
@@ -291,22 +239,7 @@ def run_condition(name: str, duration: float, kind: str, loaded: bool, env: dict
             extra = ["--exe", c_exe] if kind == "c" else []
             probes = []
             if c_exe and kind != "c":  # machine-stall witnesses (one per CPU) beside the measured loop
-                n = int((duration + 4) * WITNESS_HZ)
-                for cpu in sorted(os.sched_getaffinity(0)):
-                    probes.append(
-                        subprocess.Popen(
-                            [
-                                c_exe,
-                                str(int(1e9 / WITNESS_HZ)),
-                                str(n),
-                                "0" if env.get("DP_BENCH_NO_RT") else "60",
-                                str(cpu),
-                            ],
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL,
-                            text=True,
-                        )
-                    )
+                probes = start_witnesses(c_exe, duration + 4, bool(env.get("DP_BENCH_NO_RT")))
                 procs.extend(probes)
             ctl = subprocess.Popen(
                 [*me, "--child", kind, "--duration", str(duration + 2), "--out", out, *extra], env=env
@@ -345,40 +278,8 @@ def run_condition(name: str, duration: float, kind: str, loaded: bool, env: dict
         if key in info:
             res[key] = info[key]
     if witnesses and all(w.size > 2 for w in witnesses):
-        res.update(attribute_stalls(ticks[:, 0], witnesses))
+        res.update(attribute_stalls(ticks[:, 0], witnesses, RATE_HZ))
     return res
-
-
-def attribute_stalls(t, witnesses, late_ms: float = 2.0) -> dict:
-    """Which of the measured loop's wake-ups late by > late_ms fall in a stall of a CPU: a period
-    in which the 1 kHz C witness pinned to that CPU (SCHED_FIFO 60, running at the same time) was
-    itself held off for > 1 ms. Such stalls hit any thread on that CPU whatever it does
-    (vCPU preemption by the hypervisor, a long non-preemptible path of the guest kernel)."""
-    import numpy as np
-
-    wp = 1.0 / WITNESS_HZ
-    stalls, per_cpu = [], []
-    for witness in witnesses:
-        w = witness[(witness >= t[0] - 1.0) & (witness <= t[-1] + 1.0)]
-        held = np.diff(w) - wp  # how long the witness was held off past its deadline [s]
-        idx = np.flatnonzero(held > 1e-3)
-        stalls += [(w[j + 1] - held[j], w[j + 1]) for j in idx]
-        per_cpu.append(int((held > late_ms * 1e-3).sum()))
-    lateness = np.diff(t) - 1.0 / RATE_HZ  # > 0: woke up late
-    late = np.flatnonzero(lateness > late_ms * 1e-3)
-    shared = sum(any(a < t[i + 1] and b > t[i + 1] - lateness[i] for a, b in stalls) for i in late)
-    # Period error over the periods that overlap no CPU stall: what the loop's own design gives.
-    a = np.asarray([x[0] for x in stalls])
-    b = np.asarray([x[1] for x in stalls])
-    clean = ~((a[None, :] < t[1:, None]) & (b[None, :] > t[:-1, None])).any(axis=1)
-    err_clean = np.abs(lateness[clean]) * 1e3
-    return {
-        "late": int(late.size),
-        "late_shared": int(shared),
-        "cpu_stalls": per_cpu,
-        "clean_fraction": float(clean.mean()),
-        "clean_p99_ms": float(np.percentile(err_clean, 99)) if err_clean.size else float("nan"),
-    }
 
 
 def main() -> None:
@@ -413,7 +314,7 @@ def main() -> None:
         elif args.child == "pythread":
             child_pythread(d, args.out)
         elif args.child == "c":
-            child_c(d, args.out, args.exe)
+            child_c(d, args.out, args.exe, RATE_HZ)
         elif args.child == "feeder":
             child_feeder(d)
         else:
@@ -422,13 +323,7 @@ def main() -> None:
 
     duration = args.duration or (10.0 if args.quick else 60.0)
     base_duration = max(5.0, duration / 5.0)
-    env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(random.randint(120, 200))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "ros2_ws" / "src" / p) for p in ("dp_common", "dp_control")] + [env.get("PYTHONPATH", "")]
-    )
+    env = ros_env(random.randint(120, 200), PKGS)
     conditions = [
         ("control_node alone", duration, "control", False),
         ("control_node + torch inference", duration, "control", True),

@@ -22,22 +22,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PKG = ROOT / "ros2_ws" / "src" / "dp_perception"
-PROFILE = PKG / "config" / "fastdds_shm_profile.xml"
-sys.path.insert(0, str(PKG))
+from _common import SRC, ros_env, use_sources
+
+PROFILE = SRC / "dp_perception" / "config" / "fastdds_shm_profile.xml"
+use_sources("dp_perception")
 # Single-threaded BLAS for everyone: on this shared 2-core machine a threaded (N, 3) @ (3, 3) matmul
 # in the DP3 baseline spins and ran 14x slower under load, which would flatter our ratios. Our
 # pipeline uses no BLAS. Set before numpy is imported.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
-sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "dp_common"))
+use_sources("dp_common")
 
 import numpy as np  # noqa: E402
+from _perception_baselines import dp3_pipeline, o3d_pipeline, ourcrop_fps_pipeline  # noqa: E402
 
 from dp_common.core.pointcloud import (  # noqa: E402
     FLOAT32,
@@ -92,45 +92,6 @@ def run_ours(raw, cfg, transform, reps, cpu=None):
         for k, v in {"decode": t1 - t0, **tm, "encode": t3 - t2}.items():
             stages.setdefault(k, []).append(v)
     return totals, {k: float(np.median(v)) * 1e3 for k, v in stages.items()}, out
-
-
-def dp3_pipeline(raw, transform, crop_min, crop_max, num_points, h=7):
-    """Baseline (a): DP3-style numpy crop, then fpsample QuickFPS over all cropped points."""
-    import fpsample
-
-    dec = decode_raw(raw)
-    xyz = np.asarray(dec.xyz, dtype=np.float32)
-    xyz = xyz[np.isfinite(xyz).all(axis=1)]
-    pts = xyz @ transform[:3, :3].T.astype(np.float32) + transform[:3, 3].astype(np.float32)
-    mask = np.all((pts >= crop_min) & (pts <= crop_max), axis=1)
-    pts = pts[mask]
-    idx = fpsample.bucket_fps_kdline_sampling(pts, num_points, h)
-    out = pts[idx]
-    return encode_points(out).data, out
-
-
-def ourcrop_fps_pipeline(raw, transform, crop_min, crop_max, num_points, h=7):
-    """(a') for reference: our crop, then fpsample QuickFPS over all cropped points (no voxel)."""
-    import fpsample
-
-    dec = decode_raw(raw)
-    _, pts = transform_crop(dec.xyz, transform, crop_min, crop_max)
-    pts = np.ascontiguousarray(pts)
-    out = pts[fpsample.bucket_fps_kdline_sampling(pts, num_points, h)]
-    return encode_points(out).data, out
-
-
-def o3d_pipeline(raw, transform, crop_min, crop_max, num_points, voxel):
-    """Baseline (b): numpy crop, open3d voxel_down_sample + farthest_point_down_sample."""
-    import open3d as o3d
-
-    dec = decode_raw(raw)
-    _, pts = transform_crop(dec.xyz, transform, crop_min, crop_max)
-    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(pts, dtype=np.float64)))
-    pc = pc.voxel_down_sample(voxel)
-    pc = pc.farthest_point_down_sample(num_points)
-    out = np.asarray(pc.points, dtype=np.float32)
-    return encode_points(out).data, out
 
 
 def time_fn(fn, reps, cpu=None):
@@ -245,14 +206,11 @@ def bench_core(quick: bool) -> None:
 
 
 def _ros_env(domain: int, profile: bool) -> dict:
-    env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(domain)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env = ros_env(domain)
     env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)  # deprecated name on Kilted (Fast DDS 3)
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     if profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     return env
 
 

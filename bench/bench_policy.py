@@ -42,7 +42,8 @@ from dp_policy.core.reference import (  # noqa: E402
     reference_unet_forward,
 )
 from dp_policy.core.synthetic import make_reach_dataset, true_chunk  # noqa: E402
-from dp_policy.core.training import TrainConfig, train  # noqa: E402
+from dp_policy.core.train_config import TrainConfig  # noqa: E402
+from dp_policy.core.training import train  # noqa: E402
 
 
 def _stats(fn, reps: int, warm: int = 1) -> tuple[float, float]:

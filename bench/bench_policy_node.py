@@ -36,10 +36,10 @@ import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SRC = ROOT / "ros2_ws" / "src"
-for _pkg in ("dp_common", "dp_perception", "dp_policy"):
-    sys.path.insert(0, str(SRC / _pkg))
+from _common import ROOT, cpu_model, pct, stop_process, use_sources, with_pythonpath
+
+PKGS = ("dp_common", "dp_perception", "dp_policy")
+use_sources(*PKGS)
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(120, 200)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
@@ -52,10 +52,6 @@ from dp_policy.core.runner import inpaint_prefix  # noqa: E402
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 N_POINTS = 1024
 ROWS = (1, 2, 3)  # published rows compared at a hand-over
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
 
 
 def latency_checkpoint(path: pathlib.Path) -> pathlib.Path:
@@ -110,19 +106,6 @@ def bench_core(ckpt: pathlib.Path, reps: int) -> None:
     torch.set_num_threads(1)
 
 
-def cpu_model() -> str:
-    """The CPU model name (from /proc/cpuinfo), else the platform's processor string."""
-    import platform
-
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def bench_node(
     ckpt: pathlib.Path,
     seconds: float,
@@ -142,10 +125,7 @@ def bench_node(
     from dp_common.qos import chunk_qos, reliable_qos, sensor_qos
     from dp_msgs.msg import ActionChunk
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(SRC / p) for p in ("dp_common", "dp_perception", "dp_policy")] + [env.get("PYTHONPATH", "")]
-    )
+    env = with_pythonpath(dict(os.environ), PKGS)
     params = {
         "checkpoint": str(ckpt),
         "autostart": "true",
@@ -218,11 +198,7 @@ def bench_node(
         while time.monotonic() < t_wait:
             ex.spin_once(timeout_sec=0.05)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         node.destroy_node()
         rclpy.try_shutdown()
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
@@ -262,7 +238,8 @@ def bench_node(
 
 def train_reach(out: pathlib.Path, steps: int):
     from dp_policy.core.synthetic import make_reach_dataset
-    from dp_policy.core.training import TrainConfig, train
+    from dp_policy.core.train_config import TrainConfig
+    from dp_policy.core.training import train
 
     data = make_reach_dataset(n_episodes=40, n_steps=24, num_points=64, seed=0)
     cfg = TrainConfig(

@@ -17,7 +17,7 @@ Thin wiring around ``dp_control.core.ControlCore``:
   The period error on /diagnostics is measured on the node clock in both modes.
   Shared state (core, joint-state buffer, diagnostics) is guarded by short locks; the loop thread
   publishes outside them.
-- publishers per backend (see ``dp_control.backends``) and ``gripper_controller/commands``;
+- publishers per backend and ``gripper_controller/commands`` (``dp_control.command_publishers``);
 - ``/diagnostics``: state + reason, loop mode, rate, period error p50/p99, missed deadlines, chunk
   age at use, clamps, rejected chunks, holds and why.
 
@@ -44,9 +44,8 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import String
 from std_srvs.srv import SetBool
-from trajectory_msgs.msg import JointTrajectory
 
 from dp_common.core.joint_states import JointStateBuffer, MissingJointsError
 from dp_common.diagnostics import ERROR, WARN, SyncDiagnosticsReporter
@@ -58,8 +57,9 @@ from dp_control.backends import (
     MoveItChecker,
     ValidityGate,
 )
+from dp_control.command_publishers import CommandPublishers
 from dp_control.controller_joints import ControllerJointsCheck
-from dp_control.conversions import chunk_msg_to_raw, float64_array_msg, joint_trajectory_msg
+from dp_control.conversions import chunk_msg_to_raw
 from dp_control.core import (
     ChunkError,
     ControlConfig,
@@ -74,10 +74,6 @@ from dp_msgs.msg import ActionChunk
 _log = logging.getLogger(__name__)
 
 __all__ = ["ControlNode", "main", "make_executor"]
-
-TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
-POSITION_TOPIC = "forward_position_controller/commands"
-GRIPPER_TOPIC = "gripper_controller/commands"
 
 
 def _limits_file(cfg: ControlConfig) -> Path:
@@ -125,14 +121,11 @@ class ControlNode(Node):
         self.tick_log: list[tuple[float, float]] | None = None
 
         # Backend.
-        self._traj_pub = self._pos_pub = None
         self._joints_check: ControllerJointsCheck | None = None
-        if cfg.backend in ("trajectory", "moveit"):
-            if cfg.backend == "moveit":
-                self._gate = ValidityGate(MoveItChecker(cfg.moveit_group), cfg.joint_names)
-            self._traj_pub = self.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, reliable_qos(1))
-        else:
-            self._pos_pub = self.create_publisher(Float64MultiArray, POSITION_TOPIC, reliable_qos(1))
+        if cfg.backend == "moveit":
+            self._gate = ValidityGate(MoveItChecker(cfg.moveit_group), cfg.joint_names)
+        self._commands = CommandPublishers(self, cfg.backend, cfg.joint_names, bool(cfg.gripper_joint))
+        if cfg.backend not in ("trajectory", "moveit"):
             self._joints_check = ControllerJointsCheck(
                 self, cfg.controller_name, cfg.joint_names, cfg.controller_check_timeout_s
             )
@@ -146,11 +139,6 @@ class ControlNode(Node):
                 "(only joint position/velocity/acceleration limits); use backend:=moveit with "
                 "moveit_py for collision checking"
             )
-        self._gripper_pub = (
-            self.create_publisher(Float64MultiArray, GRIPPER_TOPIC, reliable_qos(1))
-            if cfg.gripper_joint
-            else None
-        )
 
         # Inputs.
         self.create_subscription(ActionChunk, "dp/action_chunk", self._on_chunk, chunk_qos())
@@ -292,9 +280,8 @@ class ControlNode(Node):
     def _on_timer(self) -> None:
         """One control period (loop thread or rclpy timer)."""
         wall = time.monotonic()
-        t_now = ns_to_s(
-            now_ns(self)
-        )  # node clock: the period error is measured on it, as the loop runs on it
+        # Node clock: the period error is measured on it, as the loop runs on it.
+        t_now = ns_to_s(now_ns(self))
         if self._last_tick_t is not None:
             self.diag.latency("period error", abs(t_now - self._last_tick_t - self.cfg.period_s))
         self._last_tick_t = t_now
@@ -318,26 +305,10 @@ class ControlNode(Node):
             snapshot = self._snapshot()
         self.last_command = cmd
         if cmd is not None:
-            self._send(cmd, t_now)  # outside the lock: a blocking publish never stalls callbacks
+            self._commands.send(cmd, t_now)  # outside the lock: a blocking publish never stalls callbacks
         self._report(cmd, snapshot)
         if self.tick_log is not None:
             self.tick_log.append((wall, time.monotonic() - wall))
-
-    def _send(self, cmd, t_now: float) -> None:
-        if self._traj_pub is not None:
-            self._traj_pub.publish(
-                joint_trajectory_msg(
-                    self.cfg.joint_names,
-                    t_now,
-                    cmd.preview_times,
-                    cmd.preview_positions,
-                    cmd.preview_velocities,
-                )
-            )
-        if self._pos_pub is not None:
-            self._pos_pub.publish(float64_array_msg(cmd.positions))
-        if self._gripper_pub is not None and cmd.gripper is not None:
-            self._gripper_pub.publish(float64_array_msg([cmd.gripper]))
 
     def _snapshot(self) -> dict:
         """The core's state and counters, taken under the lock (callbacks update them)."""

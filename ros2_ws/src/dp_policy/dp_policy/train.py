@@ -37,7 +37,8 @@ from typing import Any
 import yaml
 
 from dp_policy.core.config import PolicyConfig
-from dp_policy.core.training import DATA_KEYS, PRESET_HELP, TrainConfig, TrainError, train
+from dp_policy.core.train_config import DATA_KEYS, PRESET_HELP, TrainConfig, TrainError
+from dp_policy.core.training import train
 
 
 def apply_override(cfg: dict[str, Any], item: str) -> None:

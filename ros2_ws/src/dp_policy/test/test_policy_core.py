@@ -384,8 +384,9 @@ def test_sequence_padding_matches_diffusion_policy():
 
 def test_delta_action_training_windows_and_normalizer():
     """joint_position_delta: targets are actions minus the state at the window's "now"."""
+    from dp_policy.core.train_config import TrainConfig
     from dp_policy.core.train_data import DeltaActionDataset
-    from dp_policy.core.training import TrainConfig, train
+    from dp_policy.core.training import train
 
     data = make_reach_dataset(n_episodes=4, n_steps=18, num_points=32, seed=0)
     cfg = TrainConfig(

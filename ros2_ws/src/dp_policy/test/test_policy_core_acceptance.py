@@ -12,7 +12,8 @@ import torch
 
 from dp_policy.core import Policy
 from dp_policy.core.synthetic import arc_distance, make_arc_dataset, make_reach_dataset, true_chunk
-from dp_policy.core.training import TrainConfig, train
+from dp_policy.core.train_config import TrainConfig
+from dp_policy.core.training import train
 
 torch.set_num_threads(1)
 

@@ -18,7 +18,8 @@ from torch import nn
 from dp_policy.core import DiffusionPolicyModel, Normalizer, Policy, PolicyConfig
 from dp_policy.core.checkpoint import load_checkpoint, save_checkpoint
 from dp_policy.core.dataset import SequenceDataset, load_zarr, save_zarr
-from dp_policy.core.training import TrainConfig, train
+from dp_policy.core.train_config import TrainConfig
+from dp_policy.core.training import train
 from dp_policy.core.vision import (
     PretrainedEncoderError,
     ResNet18,

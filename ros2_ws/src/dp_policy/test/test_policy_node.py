@@ -59,7 +59,8 @@ URDF = """<robot name="arm3">
 def make_checkpoint(path, num_points=N_POINTS, action_space="joint_position"):
     """A tiny simple_dp3 checkpoint written by the training code (a few steps on synthetic data)."""
     from dp_policy.core.synthetic import make_reach_dataset
-    from dp_policy.core.training import TrainConfig, train
+    from dp_policy.core.train_config import TrainConfig
+    from dp_policy.core.training import train
 
     torch.manual_seed(0)
     cfg = TrainConfig(

@@ -21,14 +21,10 @@ import yaml
 from dp_policy.core import Policy
 from dp_policy.core.dataset import save_zarr
 from dp_policy.core.synthetic import make_reach_dataset
+from dp_policy.core.train_config import TrainConfig, parse_duration
+from dp_policy.core.train_data import split_with_minimum
+from dp_policy.core.train_run import plan_horizon, prune_checkpoints
 from dp_policy.core.train_state import CosineWithWarmup
-from dp_policy.core.training import (
-    TrainConfig,
-    parse_duration,
-    plan_horizon,
-    prune_checkpoints,
-    split_with_minimum,
-)
 from dp_policy.train import build_config, config_keys
 
 PKG = Path(__file__).resolve().parents[1]

@@ -1,6 +1,8 @@
-"""ROS-free core of dp_eval: episode containers and split, stepped replay, metrics, report.
+"""ROS-free core of dp_eval: episode containers and split, stepped replay, metrics, report, and the
+alignment of demonstration streams into training episodes (``alignment``, for bag_to_zarr).
 
-Bag I/O is ``dp_common.bags`` and bag reading for evaluation is ``dp_eval.episodes`` (outside core).
+Bag I/O is ``dp_common.bags``; bag reading for evaluation is ``dp_eval.episodes`` and for
+bag_to_zarr ``dp_eval.bag_streams`` (outside core).
 """
 
 from dp_eval.core.config import EvalConfig

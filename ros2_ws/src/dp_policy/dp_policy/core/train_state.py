@@ -5,15 +5,23 @@ Resume state is written without pickles: tensors in safetensors, counters and RN
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from dp_policy.core.train_config import TrainError
+
+# A run's log lines keep one name, the one dp_train prints ("dp_policy.core.training: ...").
+logger = logging.getLogger("dp_policy.core.training")
 
 
 class EMAModel:
@@ -150,3 +158,78 @@ def load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: n
     torch.set_rng_state(tensors["torch_rng"])
     rng.bit_generator.state = meta["np_rng"]
     return int(meta["step"]), int(meta["epoch"])
+
+
+@dataclass
+class Resumed:
+    """Where a resumed run continues: counters, the epoch's shuffling RNG, best val, training time."""
+
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    epoch_rng: dict
+    best_val: float
+    wall_s: float
+    planned: bool  # the schedule horizon is final (False: the budget planner measures it again)
+
+
+def resume_train_state(state_dir: Path, policy_config: dict, model, ema: EMAModel | None, opt, sched,
+                       rng: np.random.Generator, *, reschedule: bool, lr: float, budget_s: float,
+                       cap: int) -> Resumed:  # fmt: skip
+    """Resume the run in ``state_dir`` (``<run>/train_state``) into the live objects.
+
+    The saved run must have the same architecture (``policy_config`` but inference-time settings),
+    else :class:`TrainError`. The saved LR schedule is kept unless ``reschedule`` (horizon ``cap``, or
+    re-planned when there is a budget; warned as a warm restart).
+    """
+    out_dir = state_dir.parent
+    meta = read_train_state_meta(state_dir)
+    saved_cfg = meta.get("policy_config")
+    if saved_cfg is not None and _arch(saved_cfg) != _arch(policy_config):
+        diff = [k for k in _arch(saved_cfg) if _arch(saved_cfg)[k] != _arch(policy_config).get(k)]
+        raise TrainError(
+            f"{out_dir} holds a run with a different policy config ({', '.join(diff)} differ: "
+            + "; ".join(f"{k} {saved_cfg.get(k)} there vs {policy_config.get(k)} now" for k in diff[:3])
+            + ")",
+            "use a new output_dir, restore the run's settings (its train_config.json), "
+            "or pass resume=false to start over in this folder",
+        )
+    try:
+        step, epoch = load_train_state(state_dir, model, ema, opt, sched, rng)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise TrainError(
+            f"the train state in {state_dir} does not fit this config ({str(exc).splitlines()[0]})",
+            "use a new output_dir, restore the run's settings, or pass resume=false to start over",
+        ) from exc
+    wall_s = float(meta.get("train_wall_s", 0.0))
+    if "train_wall_s" not in meta:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            wall_s = float(
+                json.loads((out_dir / "latest" / "config.json").read_text())["extra"]["train_wall_s"]
+            )
+    planned = bool(meta.get("horizon_planned", True)) or budget_s <= 0
+    saved_h = schedule_horizon(sched)
+    if reschedule:
+        new_h = cap
+        if budget_s > 0:
+            new_h, planned = cap, False  # measured again in this invocation
+        sched.lr_lambdas[0].total = new_h
+        logger.warning(
+            "reschedule=true: the LR schedule horizon changes from step %d to %s (lr jumps from %.2e to "
+            "%.2e at step %d: a warm restart)", saved_h, new_h if planned else f"<= {new_h} (re-planned)",
+            sched.get_last_lr()[0], lr * sched.lr_lambdas[0](step), step,
+        )  # fmt: skip
+    elif saved_h != cap and planned and budget_s <= 0:
+        logger.info(
+            "resume keeps the saved LR schedule (horizon step %d; this config alone would give %d); "
+            "pass reschedule=true to change it", saved_h, cap,
+        )  # fmt: skip
+    logger.info("resumed from %s at epoch %d step %d (lr %.2e)", out_dir, epoch, step, sched.get_last_lr()[0])
+    epoch_rng = meta.get("epoch_rng", rng.bit_generator.state)
+    return Resumed(step, epoch, int(meta.get("batch_in_epoch", 0)), epoch_rng,
+                   float(meta.get("best_val", math.inf)), wall_s, planned)  # fmt: skip
+
+
+def _arch(policy_dict: dict) -> dict:
+    """The PolicyConfig entries a resumed run must share (everything but inference-time settings)."""
+    return {k: v for k, v in policy_dict.items() if k not in ("num_inference_steps",)}
