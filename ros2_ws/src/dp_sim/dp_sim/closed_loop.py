@@ -33,7 +33,7 @@ import random
 import sys
 import time
 
-from dp_sim.closed_loop_report import episode_line, latency_table, plot_traces, summarize, write_gif
+from dp_sim.closed_loop_report import episode_line, write_report
 from dp_sim.core.metrics import heading_from_statuses
 from dp_sim.core.tasks import TASKS, get_task
 
@@ -377,25 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             mgr.node.destroy_node()
             rclpy.try_shutdown()
 
-    summary = summarize(results, str(ckpt), args.task, args.real_time_factor, diag, diag_msg,
-                        time.monotonic() - t_wall0)  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot_path = out / "trajectories.png"
-    plot_traces(results, joint_names, plot_path)
-    n_frames = write_gif(results[0]["frames"], out / "episode.gif") if results else 0
-    print("latency summary (from /diagnostics):")
-    for line in latency_table(diag):
-        print(line)
-    gif = f", video: {out / 'episode.gif'} ({n_frames} frames)" if n_frames else " (no camera frames)"
-    print(f"report: {out / 'summary.json'}, plot: {plot_path}{gif}")
-    if summary["tray_heading_fractions"] is not None:
-        f = summary["tray_heading_fractions"]
-        print("tray heading: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in f.items()))
-    n_ok, mt = summary["successes"], summary["mean_time_to_success_s"]
-    print(
-        f"success rate: {n_ok}/{len(results)} = {100.0 * summary['success_rate']:.0f}%"
-        + (f" (mean time to success {mt:.2f} s)" if mt is not None else "")
-    )
+    write_report(results, str(ckpt), args.task, args.real_time_factor, diag, diag_msg, joint_names,
+                 time.monotonic() - t_wall0, out)  # fmt: skip
     return 0
 
 

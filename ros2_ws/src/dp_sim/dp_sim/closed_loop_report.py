@@ -11,6 +11,7 @@ the files under ``--out`` (``make demo``: ``out/demo/``):
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import numpy as np
@@ -140,3 +141,28 @@ def write_gif(
     images = [Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)) for _, img in kept]
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
     return len(images)
+
+
+def write_report(
+    results, checkpoint, task, real_time_factor, diag, diag_msg, joint_names, wall_s, out
+) -> dict:
+    """summary.json, trajectories.png and episode.gif under `out`, and the closing lines on stdout."""
+    summary = summarize(results, checkpoint, task, real_time_factor, diag, diag_msg, wall_s)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_path = out / "trajectories.png"
+    plot_traces(results, joint_names, plot_path)
+    n_frames = write_gif(results[0]["frames"], out / "episode.gif") if results else 0
+    print("latency summary (from /diagnostics):")
+    for line in latency_table(diag):
+        print(line)
+    gif = f", video: {out / 'episode.gif'} ({n_frames} frames)" if n_frames else " (no camera frames)"
+    print(f"report: {out / 'summary.json'}, plot: {plot_path}{gif}")
+    if summary["tray_heading_fractions"] is not None:
+        f = summary["tray_heading_fractions"]
+        print("tray heading: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in f.items()))
+    n_ok, mt = summary["successes"], summary["mean_time_to_success_s"]
+    print(
+        f"success rate: {n_ok}/{len(results)} = {100.0 * summary['success_rate']:.0f}%"
+        + (f" (mean time to success {mt:.2f} s)" if mt is not None else "")
+    )
+    return summary

@@ -104,11 +104,12 @@ class SimConfig:
     cube_mass_kg: float = field(default=0.1, metadata={"help": "cube mass (kg)"})
     friction: float = field(default=1.0, metadata={"help": "sliding friction of cube, pads and table"})
     cube_x_range: list[float] = field(
-        default_factory=lambda: [0.35, 0.65], metadata={"help": "cube centre x range (m)"}
+        default_factory=lambda: [0.0, 0.0],
+        metadata={"help": "cube centre x range (m); [0, 0] = the task's (TaskSpec.cube_range)"},
     )
     cube_y_range: list[float] = field(
-        default_factory=lambda: [-0.25, 0.25],
-        metadata={"help": "cube centre y range (m); bimodal tasks use their own layouts"},
+        default_factory=lambda: [0.0, 0.0],
+        metadata={"help": "cube centre y range (m); [0, 0] = the task's; place tasks use their own layouts"},
     )
     cube_yaw_range: list[float] = field(
         default_factory=lambda: [-0.785, 0.785], metadata={"help": "cube yaw range (rad)"}
@@ -191,6 +192,10 @@ class SimConfig:
             raise ValueError(
                 f"cube_mass_kg, friction: expected > 0. Got {self.cube_mass_kg}, {self.friction}"
             )
+        task_range = get_task(self.task).cube_range
+        for name, default in zip(("cube_x_range", "cube_y_range"), task_range, strict=True):
+            if list(getattr(self, name)) == [0.0, 0.0]:
+                setattr(self, name, list(default))
         for name in ("cube_x_range", "cube_y_range", "cube_yaw_range", "tray_x_range"):
             _range_ok(name, getattr(self, name))
         if not self.cube_size_m * 1.5 < self.tray_inner_m <= 0.3:

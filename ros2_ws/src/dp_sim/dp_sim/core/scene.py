@@ -6,7 +6,8 @@ forward, as a ROS camera driver does); `SimScene.camera_transform` is the *nomin
 transform (what a calibration gives the robot), the rendered camera may be jittered per episode.
 
 Physics, actuators and objects: `dp_sim.core.model`; tasks and success: `dp_sim.core.tasks`; the
-depth camera model: `dp_sim.core.sensors`; parameters: `dp_sim.core.config.SimConfig`.
+depth camera model: `dp_sim.core.sensors`, its rendering `dp_sim.core.scene_camera`; parameters:
+`dp_sim.core.config.SimConfig`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dp_sim.core.robot import (  # noqa: E402
     JOINT_NAMES,
     load_panda,
 )
+from dp_sim.core.scene_camera import SceneCamera  # noqa: E402
 from dp_sim.core.sensors import transform_points  # noqa: E402
 from dp_sim.core.tasks import Layout, SuccessMonitor, sample_layout  # noqa: E402
 
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["SimConfig", "SimScene", "camera_transform_from_config", "transform_points"]
 
 
-class SimScene:
+class SimScene(SceneCamera):
     """The simulated tabletop: reset(seed), set_command(q), set_gripper(w), step(duration), render.
 
     Typical use (dt = 0.1 s per control step)::
@@ -334,78 +336,3 @@ class SimScene:
             s["trays"] = self.layout.trays.round(6).tolist()
             s["gripper_opening"] = round(self.gripper_opening, 6)
         return s
-
-    # -------------------------------------------------------------------------------- camera
-    @property
-    def intrinsics(self) -> np.ndarray:
-        """Pinhole camera matrix K (3, 3) of the optical frame."""
-        return sensors.intrinsics(self.cfg.camera_width, self.cfg.camera_height, self.cfg.camera_fovy_deg)
-
-    @property
-    def camera_transform(self) -> np.ndarray:
-        """Nominal world <- camera optical frame (4, 4) (what the robot's calibration says)."""
-        return self.nominal_camera.copy()
-
-    def _get_renderer(self):
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(
-                self.model, height=self.cfg.camera_height, width=self.cfg.camera_width
-            )
-        return self._renderer
-
-    def render_images(self, rgb: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Render depth (H, W) float32 m (z along the optical axis) and RGB (H, W, 3) uint8."""
-        r = self._get_renderer()
-        r.update_scene(self.data, camera=self._cam_id)
-        r.enable_depth_rendering()
-        depth = r.render().astype(np.float32, copy=True)
-        r.disable_depth_rendering()
-        color = r.render().copy() if rgb else None
-        return depth, color
-
-    def depth_to_cloud(
-        self, depth: np.ndarray, color: np.ndarray | None = None, noise: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Back-project a depth image into the optical frame, with the sensor model when realism is on.
-
-        Args:
-            depth: (H, W) float32 m; values >= max_depth_m or <= 0 are dropped.
-            color: optional (H, W, 3) uint8.
-            noise: apply the sensor model (only when the config's realism is in effect).
-        Returns:
-            xyz (N, 3) float32 in the optical frame, rgb (N, 3) float32 in [0, 1] or None.
-        """
-        c = self.cfg
-        if noise and c.realism:
-            depth = sensors.corrupt_depth(
-                depth, self._noise_rng, c.depth_noise_m, c.depth_dropout, c.edge_dropout, c.edge_threshold_m
-            )
-        return sensors.backproject(depth, self.intrinsics, c.max_depth_m, color)
-
-    def render(self, rgb: bool = True, noise: bool = True) -> dict:
-        """Render the camera: dict with depth, rgb_image, xyz, rgb (see depth_to_cloud), transform.
-
-        `transform` is the nominal world <- optical transform (the jitter stays unknown).
-        """
-        depth, color = self.render_images(rgb=rgb)
-        xyz, col = self.depth_to_cloud(depth, color, noise=noise)
-        return {
-            "depth": depth,
-            "rgb_image": color,
-            "xyz": xyz,
-            "rgb": col,
-            "transform": self.camera_transform,
-            "time": self.time,
-        }
-
-    def close(self) -> None:
-        """Free the GL context."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __del__(self) -> None:  # pragma: no cover - best effort
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass

@@ -48,6 +48,9 @@ class TaskSpec:
         timeout_s: default episode timeout (s).
         camera_size: default camera image (width, height) px. Manipulation needs 320 x 240: at
             160 x 120 a 4-6 cm cube 1.1 m from the camera is 20-40 pixels, too few to grasp from.
+        cube_range: default cube (x, y) ranges. Manipulation: 20 x 30 cm (with yaw +-45 deg, size
+            +-20 %, colour and a distractor), between MetaWorld pick-place (20 x 10 cm, no yaw) and
+            the 50 x 30 cm that reach uses; place tasks draw y from their own layouts.
     """
 
     name: str
@@ -60,6 +63,11 @@ class TaskSpec:
     @property
     def camera_size(self) -> tuple[int, int]:
         return (320, 240) if self.gripper else (160, 120)
+
+    @property
+    def cube_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Default cube centre (x, y) ranges (m): reach 30 x 50 cm; manipulation 20 x 30 cm."""
+        return ((0.4, 0.6), (-0.15, 0.15)) if self.gripper else ((0.35, 0.65), (-0.25, 0.25))
 
 
 TASKS: dict[str, TaskSpec] = {
