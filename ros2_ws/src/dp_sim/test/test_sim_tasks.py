@@ -197,7 +197,10 @@ def test_make_dataset_lift_writes_8_columns(tmp_path):
 
     out = tmp_path / "lift.zarr"
     args = ["--task", "lift", "--out", str(out), "--episodes", "2", "--no-progress"]
-    args += ["--set", "camera_width=80", "camera_height=60", "--hold-steps", "2"]
+    args += [
+        "--hold-steps",
+        "2",
+    ]  # the task's camera (320 x 240): smaller ones leave < min_points in the crop
     try:
         from dp_perception.core import preprocess_cloud  # noqa: F401
     except ImportError:

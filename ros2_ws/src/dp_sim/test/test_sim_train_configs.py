@@ -57,4 +57,7 @@ def test_manipulation_training_configs_have_the_gripper_column_last(task):
     assert train["policy"]["joint_names"] == [*JOINT_NAMES, GRIPPER_JOINT]
     assert train["policy"]["preset"] == "simple_dp3"
     assert train["dataset"] == f"data/sim_{task}_train.zarr"  # what `make data TASK=<task>` writes
-    assert 0 < train["max_train_steps"] <= 6000  # ~0.6 s a step here: within issue 13's 60 min
+    # a wall-clock budget within issue 13's 60 min ends the run (the LR schedule is planned for it)
+    from dp_policy.core.train_config import parse_duration
+
+    assert 0 < parse_duration(train["max_train_time"]) <= 3600 and train["max_train_steps"] == 0
