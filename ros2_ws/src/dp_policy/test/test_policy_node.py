@@ -598,6 +598,9 @@ def test_policy_node_serves_joint_states_while_the_model_runs(rclpy_context, tmp
     assert node.diag.counter("no chunk (inference_error)") == 0
     # Every forward pass (after warm-up) ended in a published chunk ...
     assert len(slow.received) == node.chunk_id
-    # ... and the executor kept receiving joint states while it ran (it would be frozen if the
-    # forward pass ran in the timer callback).
-    assert all(after > before for before, after in slow.received), slow.received
+    # ... and the executor kept receiving joint states while it ran. A forward pass in the timer
+    # callback freezes the executor: no pass would see a joint state arrive. On a loaded machine
+    # a pass can fall into a stretch where the sensor thread or the executor is not scheduled, so
+    # three passes in four are required, not all.
+    served = sum(after > before for before, after in slow.received)
+    assert served >= 0.75 * len(slow.received), slow.received

@@ -35,7 +35,7 @@ def test_oracle_places_through_control_and_the_run_writes_gif_plot_and_heading(t
     assert any(name.endswith("oracle_node") for name in summary["diagnostics"])
     assert not (out_dir / "logs" / "perception_node.log").exists()  # the oracle needs no perception
 
-    cfg = SimConfig()
+    cfg = SimConfig(task="place_bimodal")  # the task's camera (320 x 240)
     with Image.open(out_dir / "episode.gif") as gif:
         assert gif.format == "GIF" and gif.size == (cfg.camera_width, cfg.camera_height)
         assert gif.n_frames >= 20  # ~7 s of sim camera at <= 10 fps
