@@ -9,6 +9,7 @@ hollow. Training minutes are the run's own wall clock (``history.jsonl`` ``wall_
 
     python -m dp_sim.budget_curve --task lift --run runs/lift_b15 --run runs/lift_b55 \\
         --episodes 50 --mid-every 6 --mid-episodes 20 --out out/budget_lift
+    python -m dp_sim.budget_curve ... --run runs/lift_1000:2,4 --reuse   # chosen epochs; keep done ones
 
 Writes ``<out>/curve.json``, ``<out>/curve.md`` (a Markdown table) and ``<out>/curve.png``.
 """
@@ -29,8 +30,10 @@ def _history(run: Path) -> dict[int, dict]:
     return {int(r["epoch"]): r for r in rows}
 
 
-def checkpoints_of(run: Path, mid_every: int) -> list[dict]:
+def checkpoints_of(run: Path, mid_every: int, mid_epochs: set[int] | None = None) -> list[dict]:
     """[{checkpoint, epoch, step, train_min, final}] of one run, oldest first.
+
+    Mid-run checkpoints: the epochs in `mid_epochs` when given, else every `mid_every`-th.
 
     Raises:
         ValueError: the folder is not a finished training run.
@@ -40,10 +43,12 @@ def checkpoints_of(run: Path, mid_every: int) -> list[dict]:
     hist = _history(run)
     last = max(hist)
     out = []
-    if mid_every > 0 and (run / "checkpoints").is_dir():
+    if (mid_every > 0 or mid_epochs) and (run / "checkpoints").is_dir():
         for p in sorted((run / "checkpoints").iterdir()):
             m = re.fullmatch(r"epoch_(\d+)", p.name)
-            if m and int(m.group(1)) % mid_every == 0 and int(m.group(1)) < last and int(m.group(1)) in hist:
+            e = int(m.group(1)) if m else -1
+            chosen = e in mid_epochs if mid_epochs is not None else e % mid_every == 0
+            if m and chosen and e < last and e in hist:
                 h = hist[int(m.group(1))]
                 out.append({"checkpoint": str(p), "epoch": h["epoch"], "step": h["step"],
                             "train_min": h["wall_s"] / 60, "final": False})  # fmt: skip
@@ -84,18 +89,28 @@ def plot(rows: list[dict], task: str, png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dp_sim.budget_curve", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", action="append", required=True, help="training run folder (repeatable)")
+    ap.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="training run folder (repeatable); RUN:E1,E2 evaluates these epochs' checkpoints mid-run",
+    )
     ap.add_argument("--task", default="lift")
     ap.add_argument("--episodes", type=int, default=50, help="seeds per final checkpoint")
     ap.add_argument("--mid-every", type=int, default=0, help="also every k-th epoch checkpoint (0 = off)")
     ap.add_argument("--mid-episodes", type=int, default=20, help="seeds per mid-run checkpoint")
     ap.add_argument("--seed-start", type=int, default=10000)
     ap.add_argument("--out", default="out/budget_curve")
+    ap.add_argument("--reuse", action="store_true", help="reuse evaluations already in --out (same seeds)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        todo = [(run, c) for run in args.run for c in checkpoints_of(Path(run), args.mid_every)]
+        todo = []
+        for spec in args.run:
+            run, _, epochs = spec.partition(":")
+            mids = {int(e) for e in epochs.split(",") if e} if epochs else None
+            todo += [(run, c) for c in checkpoints_of(Path(run), args.mid_every, mids)]
     except ValueError as exc:
         print(f"dp_sim.budget_curve: {exc}", file=sys.stderr)
         return 2
@@ -106,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"== {c['checkpoint']} (epoch {c['epoch']}, {c['train_min']:.1f} min): {n} episodes", flush=True
         )
-        rc = rollout.main(["--checkpoint", c["checkpoint"], "--task", args.task, "--episodes", str(n),
-                           "--seed-start", str(args.seed_start), "--out", str(sub)])  # fmt: skip
-        if rc != 0:
-            return rc
+        prev = json.loads((sub / "summary.json").read_text()) if (sub / "summary.json").is_file() else {}
+        first = prev.get("results", [{}])[0].get("seed")
+        if not (args.reuse and prev.get("episodes") == n and first == args.seed_start):
+            rc = rollout.main(["--checkpoint", c["checkpoint"], "--task", args.task, "--episodes", str(n),
+                               "--seed-start", str(args.seed_start), "--out", str(sub)])  # fmt: skip
+            if rc != 0:
+                return rc
         s = json.loads((sub / "summary.json").read_text())
         rows.append({**c, "run": run, "episodes": n, "success_rate": s["success_rate"]})
     (out / "curve.json").write_text(json.dumps(rows, indent=1))

@@ -78,6 +78,10 @@ def test_no_chunks_no_success_and_control_holds_still(tmp_path):
 
 
 def _tiny_lift_policy(num_points: int) -> Policy:
+    return Policy(*_tiny_lift_parts(num_points))
+
+
+def _tiny_lift_parts(num_points: int):
     torch.manual_seed(0)
     names = [*JOINT_NAMES, GRIPPER_JOINT]
     cfg = PolicyConfig.preset(
@@ -92,7 +96,7 @@ def _tiny_lift_policy(num_points: int) -> Policy:
     norm = Normalizer.fit(
         {"action": q, "agent_pos": q, "point_cloud": rng.uniform([0.2, -0.4, 0.0], [0.8, 0.4, 0.4], (256, 3))}
     )
-    return Policy(cfg, DiffusionPolicyModel(cfg), norm)
+    return cfg, DiffusionPolicyModel(cfg), norm
 
 
 def test_a_real_runner_gets_one_chunk_per_cloud_and_commands_the_hand_in_range(tmp_path):
@@ -107,3 +111,27 @@ def test_a_real_runner_gets_one_chunk_per_cloud_and_commands_the_hand_in_range(t
     grip = res["trace"]["grip_cmd"]
     assert np.isfinite(grip[-50:]).all() and (grip[np.isfinite(grip)] >= 0).all()
     assert (grip[np.isfinite(grip)] <= GRIPPER_MAX_M + 1e-4).all()
+
+
+def test_budget_curve_evaluates_final_and_mid_run_checkpoints_and_reuses_them(tmp_path):
+    """A run folder as dp_train leaves it: history.jsonl, latest/, checkpoints/epoch_NNNN/."""
+    from dp_policy.core.checkpoint import save_checkpoint
+    from dp_sim import budget_curve
+
+    run = tmp_path / "run"
+    parts = _tiny_lift_parts(512)
+    for folder in ("latest", "checkpoints/epoch_0001"):
+        save_checkpoint(run / folder, *parts)
+    rows = [{"epoch": 1, "step": 10, "wall_s": 60.0}, {"epoch": 2, "step": 20, "wall_s": 150.0}]
+    (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "curve"
+    args = ["--run", f"{run}:1", "--episodes", "1", "--mid-episodes", "1", "--out", str(out), "--reuse"]
+    assert budget_curve.main(args) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert [(r["epoch"], r["final"], r["train_min"]) for r in curve] == [(1, False, 1.0), (2, True, 2.5)]
+    assert all(r["success_rate"] == 0.0 for r in curve)  # an untrained policy lifts nothing
+    assert (out / "curve.png").stat().st_size > 0 and len((out / "curve.md").read_text().splitlines()) == 4
+    stamp = (out / "run_epoch0002" / "summary.json").stat().st_mtime_ns
+    assert budget_curve.main(args) == 0  # --reuse: the same seeds are not evaluated again
+    assert (out / "run_epoch0002" / "summary.json").stat().st_mtime_ns == stamp
+    assert budget_curve.main(["--run", str(tmp_path / "nothing"), "--out", str(out)]) == 2
