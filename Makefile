@@ -9,6 +9,9 @@ TRAIN_CONFIG ?= ros2_ws/src/dp_policy/config/train_simple_dp3.yaml
 # simulator task of `make data` / `make train-sim`: reach (default), lift or place
 TASK ?= reach
 SIM_DATA := data/sim_$(TASK)_train.zarr
+# demonstrations per task (lift: 1000, what checkpoints/sim_lift_dp3 was trained on; see its model card)
+SIM_EPISODES_lift := 1000
+SIM_EPISODES ?= $(or $(SIM_EPISODES_$(TASK)),200)
 SIM_TRAIN_CONFIG := ros2_ws/src/dp_sim/config/train_sim_$(TASK).yaml
 
 help:  ## list targets
@@ -40,15 +43,15 @@ compare: setup  ## DP3, image DP, the blind baseline and the oracle on the same 
 		--checkpoint checkpoints/sim_reach_image_dp --checkpoint checkpoints/sim_reach_state_only --oracle \
 		--episodes 20 --out out/compare $(COMPARE_ARGS)
 
-data: setup  ## simulator demonstrations (200 expert episodes, seeds 0-199) as DP3 zarr: make data [TASK=lift|place]
-	@$(ENV) python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes 200 --seed-start 0
+data: setup  ## simulator demonstrations (200 expert episodes, lift 1000, seeds from 0) as DP3 zarr: make data [TASK=lift|place]
+	@$(ENV) python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes $(SIM_EPISODES) --seed-start 0
 
 train: setup  ## train a policy: make train TRAIN_CONFIG=cfg.yaml TRAIN_ARGS="dataset=... output_dir=..."
 	@$(ENV) python -m dp_policy.train --config $(TRAIN_CONFIG) $(TRAIN_ARGS)
 
 train-sim: setup  ## reproduce a shipped simulator checkpoint (data + training, resumable): make train-sim [TASK=lift|place]
 	@$(ENV) test -f $(SIM_TRAIN_CONFIG) || { echo "make train-sim: no $(SIM_TRAIN_CONFIG) (TASK=reach, lift or place)" >&2; exit 2; }
-	@$(ENV) test -d $(SIM_DATA) || python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes 200 --seed-start 0
+	@$(ENV) test -d $(SIM_DATA) || python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes $(SIM_EPISODES) --seed-start 0
 	@$(ENV) python -m dp_policy.train --config $(SIM_TRAIN_CONFIG) $(TRAIN_ARGS)
 
 clean:  ## remove build outputs (keeps .venv)
