@@ -126,6 +126,7 @@ def run_policy_episode(
     no_chunk: dict[str, int] = {}
     chunks = 0
     rejected = 0
+    gripper_refused = 0
     tr = Trace()
     end_time = None
     k = 0
@@ -153,7 +154,10 @@ def run_policy_episode(
         if cmd is not None:
             scene.set_command(cmd.positions)
             if cmd.gripper is not None:
-                scene.set_gripper(float(np.clip(cmd.gripper, 0.0, None)))
+                try:  # as sim_node: an out-of-range command is refused, the hand keeps the last one
+                    scene.set_gripper(cmd.gripper)
+                except ValueError:
+                    gripper_refused += 1
         if trace:
             tr.t.append(t)
             tr.q.append(q)
@@ -175,6 +179,7 @@ def run_policy_episode(
         "time": scene.time,
         "chunks": chunks,
         "chunks_rejected": rejected,
+        "gripper_refused": gripper_refused,
         "no_chunk": no_chunk,
         "control_state": control.state.value,
         "control_reason": control.reason,
