@@ -1,4 +1,4 @@
-"""CLI: a checkpoint in the simulator without ROS -- fast, deterministic success rates and per-tick traces.
+"""CLI: a checkpoint in the simulator without ROS -- fast success rates and per-tick traces.
 
 Runs :func:`dp_sim.core.policy_rollout.run_policy_episode` (policy_node's runner, perception's
 preprocessing and control_node's core, stepped on sim time) for seeded episodes and prints one line
@@ -9,9 +9,8 @@ the training CLI's ``eval_command`` hook::
     python -m dp_sim.rollout --checkpoint runs/sim_lift_dp3/latest --task lift --episodes 20
     python -m dp_sim.rollout --checkpoint ... --out out/rollout --traces    # + per-episode .npz traces
 
-Parameters come from the files the launch file gives the nodes (dp_sim/config/sim.yaml, the task's
-perception yaml, dp_policy/config/policy.yaml, dp_control/config/control.yaml with sim.launch.py's
-overrides); ``--sim/--policy/--control k=v`` override them. Exit code 2 on a usage error.
+Parameters are what launch/sim.launch.py gives each node for the task (:func:`launched_params`);
+``--sim/--perception/--policy/--control k=v`` override them. Exit code 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -24,23 +23,38 @@ from pathlib import Path
 
 import numpy as np
 
-from dp_common.cli import config_params, load_yaml_params, parse_overrides
+from dp_common.cli import load_yaml_params, parse_overrides
 
-# What launch/sim.launch.py sets on control_node beside control.yaml.
-SIM_CONTROL_OVERRIDES = {"max_start_distance": 0.3, "handover": "ensemble"}
 ORACLE = "oracle"  # --checkpoint oracle: the scripted expert on the true poses (dp_sim.core.oracle)
 
 
-def _share(pkg: str, *parts: str) -> Path:
-    here = Path(__file__).resolve().parents[2] / pkg / "config"
-    return here.joinpath(*parts)
+def launched_params(executable: str, cls, task: str) -> dict:
+    """The fields of dataclass `cls` that launch/sim.launch.py gives `executable` for `task`.
+
+    Its parameter files and dicts are applied in order, as ROS applies them; keys that are not
+    fields of `cls` (use_sim_time, ...) are left out.
+    """
+    import dataclasses
+
+    from dp_common.launcher import load_launch_file
+    from dp_sim.closed_loop import REPO
+
+    launch = load_launch_file(REPO / "launch" / "sim.launch.py")
+    args = {a.name: a.default for a in launch.ARGUMENTS} | {"task": task}
+    (spec,) = [s for s in launch.node_specs(args) if s.executable == executable]
+    names = {f.name for f in dataclasses.fields(cls)}
+    params: dict = {}
+    for p in spec.parameters:
+        params.update({k: v for k, v in p.items() if k in names} if isinstance(p, dict) else
+                      load_yaml_params(p, cls))  # fmt: skip
+    return params
 
 
 def _runner(args):
     from dp_policy.core.node_config import PolicyNodeConfig
     from dp_policy.core.runner import runner_from_checkpoint
 
-    pol = config_params(_share("dp_policy", "policy.yaml"), PolicyNodeConfig, args.policy)
+    pol = {**launched_params("policy_node", PolicyNodeConfig, args.task), **parse_overrides(args.policy)}
     pol.update(checkpoint=str(args.checkpoint), device=args.device, warmup_iters=0)
     cfg = PolicyNodeConfig(**pol)
     if cfg.num_threads > 0:
@@ -51,16 +65,19 @@ def _runner(args):
 
 
 def build(args) -> tuple:
-    """(scene, runner, control_cfg, limits, preprocess) from the CLI arguments."""
+    """(scene, runner, control_cfg, limits, preprocess) from the CLI arguments.
+
+    Every node's parameters are what launch/sim.launch.py gives it for the task, then the CLI's.
+    """
     from dp_control.core.config import ControlConfig
     from dp_control.core.limits import default_limits_file, limits_from_config
     from dp_perception.core.config import PerceptionConfig
     from dp_perception.core.preprocess import cloud_preprocessor
     from dp_sim.core.scene import SimScene
-    from dp_sim.make_dataset import DEFAULT_SIM_YAML, build_sim_config, default_perception_yaml
+    from dp_sim.make_dataset import DEFAULT_SIM_YAML, build_sim_config
 
     sim_cfg = build_sim_config(DEFAULT_SIM_YAML, {"task": args.task, **parse_overrides(args.sim)})
-    pcfg = load_yaml_params(default_perception_yaml(sim_cfg.task), PerceptionConfig)
+    pcfg = launched_params("perception_node", PerceptionConfig, sim_cfg.task)
     pcfg.update(parse_overrides(args.perception))
     preprocess, _ = cloud_preprocessor(pcfg)
     scene = SimScene(sim_cfg)
@@ -70,7 +87,7 @@ def build(args) -> tuple:
         runner = OracleSource(scene)
     else:
         runner = _runner(args)
-    ctl = {**load_yaml_params(_share("dp_control", "control.yaml"), ControlConfig), **SIM_CONTROL_OVERRIDES}
+    ctl = launched_params("control_node", ControlConfig, sim_cfg.task)
     ctl.update(parse_overrides(args.control))
     ctl_cfg = ControlConfig(**ctl)
     limits = limits_from_config(ctl_cfg, ctl_cfg.joint_limits_file or default_limits_file())

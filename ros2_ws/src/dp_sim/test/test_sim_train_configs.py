@@ -8,34 +8,24 @@ launch/sim.launch.py for that task and make_dataset's preprocessing from driftin
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import pytest
 
 yaml = pytest.importorskip("yaml")
 pytest.importorskip("dp_perception.core")
 
-from dp_common.cli import config_params, load_yaml_params  # noqa: E402
-from dp_common.launcher import load_launch_file  # noqa: E402
+from dp_common.cli import config_params  # noqa: E402
 from dp_perception.core import PerceptionConfig  # noqa: E402
 from dp_sim.core.robot import GRIPPER_JOINT, JOINT_NAMES  # noqa: E402
 from dp_sim.make_dataset import CONFIG_DIR, default_perception_yaml  # noqa: E402
+from dp_sim.rollout import launched_params  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[4]
 TASKS = ("reach", "lift", "place")
 
 
 def _launched_perception(task: str) -> PerceptionConfig:
     """PerceptionConfig of the perception_node that launch/sim.launch.py starts for `task`."""
-    launch = load_launch_file(ROOT / "launch" / "sim.launch.py")
-    args = {a.name: a.default for a in launch.ARGUMENTS} | {"task": task}
-    (spec,) = [s for s in launch.node_specs(args) if s.executable == "perception_node"]
-    names = {f.name for f in dataclasses.fields(PerceptionConfig)}
-    params: dict = {}
-    for p in spec.parameters:  # applied in order, as ROS applies params files and dicts
-        params.update({k: v for k, v in p.items() if k in names} if isinstance(p, dict) else
-                      load_yaml_params(p, PerceptionConfig))  # fmt: skip
-    return PerceptionConfig(**params)
+    return PerceptionConfig(**launched_params("perception_node", PerceptionConfig, task))
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -2,7 +2,7 @@
 
 The closed loop of ``dp_sim.closed_loop`` (separate node processes on /clock) is the evaluation that
 counts; this loop runs the same ROS-free cores on the simulator's time, with no middleware and no
-wall clock, so it is deterministic and as fast as the CPU allows -- for diagnosing a checkpoint
+wall clock, so timing is exact and it runs as fast as the CPU allows -- for diagnosing a checkpoint
 (per-tick traces) and for the training CLI's closed-loop hook (``eval_every``)::
 
     every tick (tick_s = 1 / clock_hz of sim_node):
