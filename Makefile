@@ -11,6 +11,7 @@ TASK ?= reach
 SIM_DATA := data/sim_$(TASK)_train.zarr
 # demonstrations per task (lift: 1000, what checkpoints/sim_lift_dp3 was trained on; see its model card)
 SIM_EPISODES_lift := 1000
+SIM_EPISODES_place := 1000
 SIM_EPISODES ?= $(or $(SIM_EPISODES_$(TASK)),200)
 SIM_TRAIN_CONFIG := ros2_ws/src/dp_sim/config/train_sim_$(TASK).yaml
 
@@ -43,7 +44,7 @@ compare: setup  ## DP3, image DP, the blind baseline and the oracle on the same 
 		--checkpoint checkpoints/sim_reach_image_dp --checkpoint checkpoints/sim_reach_state_only --oracle \
 		--episodes 20 --out out/compare $(COMPARE_ARGS)
 
-data: setup  ## simulator demonstrations (200 expert episodes, lift 1000, seeds from 0) as DP3 zarr: make data [TASK=lift|place]
+data: setup  ## simulator demonstrations (200 expert episodes, lift and place 1000, seeds from 0) as DP3 zarr: make data [TASK=lift|place]
 	@$(ENV) python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes $(SIM_EPISODES) --seed-start 0
 
 train: setup  ## train a policy: make train TRAIN_CONFIG=cfg.yaml TRAIN_ARGS="dataset=... output_dir=..."

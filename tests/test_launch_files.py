@@ -82,3 +82,17 @@ def test_robot_launch_requires_checkpoint():
     module = load_launch_file(ROOT / "launch" / "robot.launch.py")
     with pytest.raises(ValueError, match="checkpoint"):
         module.node_specs(parse_launch_args(module.ARGUMENTS, []))
+
+
+def test_make_demo_runs_place_with_the_shipped_checkpoint_unless_told_otherwise():
+    spec = importlib.util.spec_from_file_location("dp_demo_script", ROOT / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    argv = demo.demo_argv([])
+    assert argv[argv.index("--task") + 1] == "place"
+    ckpt = pathlib.Path(argv[argv.index("--checkpoint") + 1])
+    assert ckpt.name == "sim_place_dp3" and (ckpt / "config.json").is_file()
+    # options given on the command line win; --oracle replaces the checkpoint
+    argv = demo.demo_argv(["--task=reach", "--checkpoint", "x", "--episodes", "2"])
+    assert argv == ["--task=reach", "--checkpoint", "x", "--episodes", "2"]
+    assert "--checkpoint" not in demo.demo_argv(["--oracle"])

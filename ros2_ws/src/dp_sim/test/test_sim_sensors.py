@@ -51,7 +51,7 @@ def test_scene_realism_on_for_manipulation_off_for_reach():
             assert np.all(np.abs(d) <= lift.cfg.camera_jitter_m + 1e-12)
             r = lift.true_camera[:3, :3] @ lift.nominal_camera[:3, :3].T
             ang = np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
-            assert ang <= np.sqrt(3) * lift.cfg.camera_jitter_deg + 1e-9
+            assert ang <= lift.cfg.camera_jitter_deg + 1e-9  # the angle is bounded, whatever the axis
             offsets.append(np.linalg.norm(d))
             angles.append(ang)
             # the consumer is given the nominal transform

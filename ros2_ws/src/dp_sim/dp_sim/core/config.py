@@ -72,7 +72,7 @@ class SimConfig:
         default=0.003, metadata={"help": "realism: per-episode camera offset, uniform +- per axis (m)"}
     )
     camera_jitter_deg: float = field(
-        default=0.5, metadata={"help": "realism: per-episode camera rotation, uniform +- per axis (deg)"}
+        default=0.5, metadata={"help": "realism: per-episode camera rotation: at most this angle (deg), random axis"}
     )
     distractor: bool = field(default=True, metadata={"help": "realism: one distractor object on the table"})
     physics_dt: float = field(default=0.002, metadata={"help": "physics time step (s)"})
@@ -97,7 +97,10 @@ class SimConfig:
         default=0.05,
         metadata={"help": "uniform noise (+-rad) added to the home pose at reset"},
     )
-    cube_size_m: float = field(default=0.05, metadata={"help": "nominal cube edge length (m)"})
+    cube_size_m: float = field(
+        default=0.0,
+        metadata={"help": "nominal cube edge length (m); 0 = the task's (TaskSpec.cube_size)"},
+    )
     cube_size_jitter: float = field(
         default=0.2, metadata={"help": "manipulation tasks: cube edge scaled by 1 +- this (uniform)"}
     )
@@ -179,6 +182,7 @@ class SimConfig:
                 raise ValueError(f"{name}: expected 7 values > 0. Got {v}")
         if self.init_q_noise_rad < 0:
             raise ValueError(f"init_q_noise_rad: expected >= 0. Got {self.init_q_noise_rad}")
+        self.cube_size_m = self.cube_size_m or get_task(self.task).cube_size
         if not 0.005 <= self.cube_size_m <= 0.3:
             raise ValueError(f"cube_size_m: expected 0.005..0.3 m. Got {self.cube_size_m}")
         if not 0.0 <= self.cube_size_jitter < 0.5:

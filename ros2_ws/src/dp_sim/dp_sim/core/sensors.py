@@ -73,12 +73,16 @@ def corrupt_depth(
 def jitter_pose(
     t_world_cam: np.ndarray, rng: np.random.Generator, pos_m: float, rot_deg: float
 ) -> np.ndarray:
-    """A (4, 4) pose moved by uniform +-pos_m per axis and rotated by uniform +-rot_deg per axis."""
+    """A (4, 4) pose moved by uniform +-pos_m per axis and turned about its own origin by an angle
+    drawn uniformly from [0, rot_deg] about a uniformly random axis (so the rotation never exceeds
+    rot_deg: a calibration "off by up to 0.5 deg")."""
     from scipy.spatial.transform import Rotation
 
     out = np.asarray(t_world_cam, float).copy()
     out[:3, 3] += rng.uniform(-pos_m, pos_m, 3)
-    rot = Rotation.from_rotvec(np.deg2rad(rng.uniform(-rot_deg, rot_deg, 3)))
+    axis = rng.normal(size=3)
+    axis /= max(float(np.linalg.norm(axis)), 1e-12)
+    rot = Rotation.from_rotvec(axis * np.deg2rad(rng.uniform(0.0, rot_deg)))
     out[:3, :3] = rot.as_matrix() @ out[:3, :3]
     return out
 

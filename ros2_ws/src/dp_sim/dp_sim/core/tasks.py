@@ -51,6 +51,9 @@ class TaskSpec:
         cube_range: default cube (x, y) ranges. Manipulation: 20 x 30 cm (with yaw +-45 deg, size
             +-20 %, colour and a distractor), between MetaWorld pick-place (20 x 10 cm, no yaw) and
             the 50 x 30 cm that reach uses; place tasks draw y from their own layouts.
+        cube_size: default nominal cube edge (m). Manipulation: 4 cm (3.2-4.8 cm with the +-20 %
+            size jitter; robosuite Lift's cube is 4-4.4 cm), leaving the open Panda hand (8 cm)
+            1.6-2.4 cm per side; reach keeps the 5 cm of its shipped checkpoint.
     """
 
     name: str
@@ -63,6 +66,10 @@ class TaskSpec:
     @property
     def camera_size(self) -> tuple[int, int]:
         return (320, 240) if self.gripper else (160, 120)
+
+    @property
+    def cube_size(self) -> float:
+        return 0.04 if self.gripper else 0.05
 
     @property
     def cube_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
