@@ -96,3 +96,35 @@ def test_make_demo_runs_place_with_the_shipped_checkpoint_unless_told_otherwise(
     argv = demo.demo_argv(["--task=reach", "--checkpoint", "x", "--episodes", "2"])
     assert argv == ["--task=reach", "--checkpoint", "x", "--episodes", "2"]
     assert "--checkpoint" not in demo.demo_argv(["--oracle"])
+
+
+def _participant_stderr(extra_env: dict) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DEFAULT_PROFILES_FILE")}
+    env.update(extra_env)
+    code = "import rclpy; rclpy.init(); n = rclpy.create_node('dp_profile_probe'); n.destroy_node(); rclpy.shutdown()"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_fastdds_profile_is_loaded_once_without_xml_errors(tmp_path, monkeypatch):
+    from dp_common import launcher
+
+    env = launcher.fastdds_profile_env()
+    assert len(env) == 1 and pathlib.Path(next(iter(env.values()))).is_file()
+    if launcher.fastdds_major_version() == 3:  # this machine's Kilted wheels
+        assert list(env) == ["FASTDDS_DEFAULT_PROFILES_FILE"]
+        # both names make Fast DDS 3 load the file twice: the duplicate-transport errors this avoids
+        both = dict.fromkeys(("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"), env[list(env)[0]])
+        assert "XMLPARSER" in _participant_stderr(both)
+    assert "XMLPARSER" not in _participant_stderr(env)
+    # a Humble / Jazzy install (Fast DDS 2: libfastrtps) gets the name it reads
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libfastrtps.so.2.14").touch()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    assert launcher.fastdds_major_version() == 2
+    assert list(launcher.fastdds_profile_env()) == ["FASTRTPS_DEFAULT_PROFILES_FILE"]

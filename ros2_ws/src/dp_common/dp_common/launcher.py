@@ -116,15 +116,34 @@ def package_file(package: str, *parts: str) -> str:
     return str(REPO_ROOT / "ros2_ws" / "src" / package / pathlib.Path(*parts))
 
 
+def fastdds_major_version() -> int | None:
+    """Major version of the Fast DDS library on AMENT_PREFIX_PATH: 3 (libfastdds, Kilted and later),
+    2 (libfastrtps, Humble / Jazzy), or None when neither is found."""
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        lib = pathlib.Path(prefix) / "lib"
+        if not prefix or not lib.is_dir():
+            continue
+        if any(lib.glob("libfastdds.so*")):
+            return 3
+        if any(lib.glob("libfastrtps.so*")):
+            return 2
+    return None
+
+
 def fastdds_profile_env() -> dict:
     """Environment that puts the Fast DDS large shared-memory profile in effect in a process.
 
-    Both variable names are set: FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3, Kilted) and the older
-    FASTRTPS_DEFAULT_PROFILES_FILE (Humble, Jazzy). The profile must be in effect on the publisher's
-    side too (camera driver or simulator).
+    Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE and, for compatibility, also
+    FASTRTPS_DEFAULT_PROFILES_FILE: given both, it loads the file twice and logs XMLPARSER errors
+    for the duplicate transports. Fast DDS 2 (Humble, Jazzy) reads only the FASTRTPS_ name. So the
+    one variable the installed version reads is set (both when the version cannot be found). The
+    profile must be in effect on the publisher's side too (camera driver or simulator).
     """
     path = package_file("dp_perception", "config", "fastdds_shm_profile.xml")
-    return {"FASTDDS_DEFAULT_PROFILES_FILE": path, "FASTRTPS_DEFAULT_PROFILES_FILE": path}
+    names = {3: ["FASTDDS_DEFAULT_PROFILES_FILE"], 2: ["FASTRTPS_DEFAULT_PROFILES_FILE"]}.get(
+        fastdds_major_version(), ["FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"]
+    )
+    return {name: path for name in names}
 
 
 def launch_description(arguments: Sequence[LaunchArgument], node_specs_fn):
