@@ -105,7 +105,10 @@ def _participant_stderr(extra_env: dict) -> str:
 
     env = {k: v for k, v in os.environ.items() if not k.endswith("_DEFAULT_PROFILES_FILE")}
     env.update(extra_env)
-    code = "import rclpy; rclpy.init(); n = rclpy.create_node('dp_profile_probe'); n.destroy_node(); rclpy.shutdown()"
+    code = (
+        "import rclpy; rclpy.init(); n = rclpy.create_node('dp_profile_probe'); n.destroy_node(); "
+        "rclpy.shutdown()"
+    )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stderr
@@ -119,7 +122,8 @@ def test_fastdds_profile_is_loaded_once_without_xml_errors(tmp_path, monkeypatch
     if launcher.fastdds_major_version() == 3:  # this machine's Kilted wheels
         assert list(env) == ["FASTDDS_DEFAULT_PROFILES_FILE"]
         # both names make Fast DDS 3 load the file twice: the duplicate-transport errors this avoids
-        both = dict.fromkeys(("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"), env[list(env)[0]])
+        names = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+        both = dict.fromkeys(names, env["FASTDDS_DEFAULT_PROFILES_FILE"])
         assert "XMLPARSER" in _participant_stderr(both)
     assert "XMLPARSER" not in _participant_stderr(env)
     # a Humble / Jazzy install (Fast DDS 2: libfastrtps) gets the name it reads

@@ -72,7 +72,8 @@ class SimConfig:
         default=0.003, metadata={"help": "realism: per-episode camera offset, uniform +- per axis (m)"}
     )
     camera_jitter_deg: float = field(
-        default=0.5, metadata={"help": "realism: per-episode camera rotation: at most this angle (deg), random axis"}
+        default=0.5,
+        metadata={"help": "realism: per-episode camera rotation: at most this angle (deg), random axis"},
     )
     distractor: bool = field(default=True, metadata={"help": "realism: one distractor object on the table"})
     physics_dt: float = field(default=0.002, metadata={"help": "physics time step (s)"})
