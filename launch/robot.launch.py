@@ -131,7 +131,13 @@ def node_specs(args: dict) -> list[NodeSpec]:
         NodeSpec("dp_control", "control_node", parameters=control_params, remappings=joint_remap, env=env),
     ]
     if as_bool(args["rviz"]):
-        specs.append(NodeSpec("rviz2", "rviz2", arguments=["-d", str(REPO / "launch" / "dp.rviz")]))
+        # rviz's camera cloud display follows the camera remapping of perception_node
+        camera_remap = [("camera/points", args["camera_topic"])]
+        specs.append(
+            NodeSpec(
+                "rviz2", "rviz2", arguments=["-d", str(REPO / "launch" / "dp.rviz")], remappings=camera_remap
+            )
+        )
     return specs
 
 
