@@ -79,9 +79,14 @@ def robot_description_text(path: str) -> str:
 
     if path:
         return read_robot_description(path)
-    from dp_sim.core.robot import find_panda_urdf  # the URDF dp_sim simulates
-    from dp_sim.sim_node import urdf_with_file_uris
-
+    try:  # the URDF dp_sim simulates, with file:// mesh URIs MoveIt resolves without a ROS package
+        from dp_sim.core.robot import find_panda_urdf
+        from dp_sim.sim_node import urdf_with_file_uris
+    except ImportError as exc:
+        raise ValueError(
+            f"backend:=moveit needs robot_description_file:=/path/to/robot.urdf (the default, "
+            f"example-robot-data's Panda, is found through dp_sim, which does not import: {exc})"
+        ) from exc
     return urdf_with_file_uris(find_panda_urdf())
 
 

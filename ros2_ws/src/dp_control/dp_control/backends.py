@@ -104,7 +104,11 @@ class MoveItChecker:
     """``StateChecker`` backed by moveit_py's planning scene monitor.
 
     Written against moveit_py's API (MoveItPy, PlanningSceneMonitor.read_only(),
-    PlanningScene.is_state_valid); exercised only where moveit_py exists.
+    PlanningScene.is_state_valid); exercised only where moveit_py exists. MoveItPy builds its own node
+    from the ``--params-file`` arguments of this process (moveit_py's ``get_launch_params_filepaths``):
+    ``robot.launch.py backend:=moveit`` puts the whole MoveIt parameter set there
+    (``dp_control.moveit_params``), in files keyed ``/**`` so that MoveItPy's node reads them too.
+    MoveItPy's node does not get the process's remappings: it listens to ``joint_states``.
 
     Raises:
         MoveItUnavailable: moveit_py is not importable.
