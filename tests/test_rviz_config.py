@@ -43,6 +43,8 @@ DISPLAY_TYPES = {
     "rviz_default_plugins/Image": ("Topic", "sensor_msgs/msg/Image"),
     "rviz_default_plugins/RobotModel": ("Description Topic", "std_msgs/msg/String"),
 }
+# Property names and values as rviz_common writes them (rviz_common/properties/qos_profile_property.cpp):
+# "Depth", "History Policy", "Reliability Policy", "Durability Policy" under the topic property.
 RVIZ_RELIABILITY = {"Reliable": ReliabilityPolicy.RELIABLE, "Best Effort": ReliabilityPolicy.BEST_EFFORT}
 RVIZ_DURABILITY = {"Volatile": DurabilityPolicy.VOLATILE, "Transient Local": DurabilityPolicy.TRANSIENT_LOCAL}
 
