@@ -314,3 +314,29 @@ def test_user_config_dir_errors_say_what_is_missing(tmp_path):
         moveit_parameters("<robot name='r'/>", tmp_path / "nowhere")
     with pytest.raises(ValueError, match="URDF text"):
         moveit_parameters("panda.urdf", MOVEIT)
+
+
+@pytest.mark.parametrize(
+    ("ros_args", "namespace", "expected"),
+    [
+        ([], None, {}),
+        (["-r", "joint_states:=/franka/joint_states"], None, {"joint_states": "/franka/joint_states"}),
+        ([], "/arm1", {"joint_states": "/arm1/joint_states"}),
+    ],
+)
+def test_moveitpy_listens_where_control_node_does(ros_args, namespace, expected):
+    """MoveItPy's node gets no process remappings: control_node's resolution is handed to it."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from dp_control.backends import moveit_remappings
+
+    context = Context()
+    rclpy.init(args=["control_node", "--ros-args", *ros_args], context=context)
+    try:
+        node = Node("control_node", namespace=namespace, context=context)
+        assert moveit_remappings(node) == expected
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
