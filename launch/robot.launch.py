@@ -6,6 +6,20 @@
 The policy and control start inactive (unless autostart:=true): enable them with
     ros2 service call /policy_node/activate std_srvs/srv/SetBool "{data: true}"
     ros2 service call /control_node/enable std_srvs/srv/SetBool "{data: true}"
+
+backend:=moveit hands control_node the whole MoveItPy parameter set (URDF, SRDF, kinematics, joint
+limits, OMPL pipeline, controllers; see dp_control.moveit_params), by default dp_control's config for
+example-robot-data's Panda. For another arm, point at its URDF and a MoveIt config directory, e.g. a
+Franka FR3 (franka_description, franka_fr3_moveit_config):
+    xacro <franka_description>/robots/fr3/fr3.urdf.xacro > fr3.urdf
+    mkdir fr3_moveit; cp <franka_fr3_moveit_config>/config/{kinematics,ompl_planning}.yaml fr3_moveit/
+    # + fr3.srdf (or its .srdf.xacro), joint_limits.yaml, moveit_controllers.yaml naming fr3_arm_controller
+    ros2 launch launch/robot.launch.py backend:=moveit robot_description_file:=fr3.urdf
+        moveit_config_dir:=fr3_moveit control_config:=fr3.yaml  # fr3_joint1..7, moveit_group fr3_arm
+A UR arm likewise: ur_description's urdf/ur.urdf.xacro (ur_type:=ur5e), ur_moveit_config's config/ files
+and srdf/ur.srdf.xacro, moveit_group ur_manipulator, controller scaled_joint_trajectory_controller. The
+directory needs one .srdf (or .srdf.xacro), kinematics.yaml, joint_limits.yaml, a *controllers.yaml and
+<pipeline>_planning.yaml for each pipeline of moveit_py.yaml (dp_control's moveit_py.yaml when absent).
 """
 
 from __future__ import annotations
@@ -44,7 +58,45 @@ ARGUMENTS = [
         "autostart", "false", "activate policy and control at start-up (default: wait for the services)"
     ),
     LaunchArgument("rviz", "false", "start rviz2 with launch/dp.rviz"),
+    LaunchArgument(
+        "moveit_config_dir",
+        "",
+        "backend:=moveit: MoveIt configuration directory (one .srdf, kinematics.yaml, joint_limits.yaml, "
+        "moveit_controllers.yaml, ompl_planning.yaml; '' = dp_control's config/moveit for the Panda)",
+    ),
+    LaunchArgument(
+        "robot_description_file",
+        "",
+        "backend:=moveit: URDF (or .xacro) of the arm, the same the robot publishes on robot_description "
+        "('' = example-robot-data's Panda)",
+    ),
 ]
+
+
+def robot_description_text(path: str) -> str:
+    """URDF text of `path`, or of example-robot-data's Panda (file:// mesh URIs) when empty."""
+    from dp_control.moveit_params import read_robot_description
+
+    if path:
+        return read_robot_description(path)
+    try:  # the URDF dp_sim simulates, with file:// mesh URIs MoveIt resolves without a ROS package
+        from dp_sim.core.robot import find_panda_urdf
+        from dp_sim.sim_node import urdf_with_file_uris
+    except ImportError as exc:
+        raise ValueError(
+            f"backend:=moveit needs robot_description_file:=/path/to/robot.urdf (the default, "
+            f"example-robot-data's Panda, is found through dp_sim, which does not import: {exc})"
+        ) from exc
+    return urdf_with_file_uris(find_panda_urdf())
+
+
+def moveit_node_parameters(args: dict) -> dict:
+    """The MoveItPy parameters control_node gets with backend:=moveit (dp_control.moveit_params)."""
+    from dp_control.moveit_params import moveit_parameters
+
+    return moveit_parameters(
+        robot_description_text(args["robot_description_file"]), args["moveit_config_dir"] or None
+    )
 
 
 def node_specs(args: dict) -> list[NodeSpec]:
@@ -61,6 +113,8 @@ def node_specs(args: dict) -> list[NodeSpec]:
     if args["control_config"]:
         control_params.append(args["control_config"])
     control_params.append({"backend": args["backend"], "autostart": autostart})
+    if args["backend"] == "moveit":
+        control_params.append(moveit_node_parameters(args))
     specs = [
         NodeSpec(
             "dp_perception",
@@ -82,7 +136,13 @@ def node_specs(args: dict) -> list[NodeSpec]:
         NodeSpec("dp_control", "control_node", parameters=control_params, remappings=joint_remap, env=env),
     ]
     if as_bool(args["rviz"]):
-        specs.append(NodeSpec("rviz2", "rviz2", arguments=["-d", str(REPO / "launch" / "dp.rviz")]))
+        # rviz's camera cloud display follows the camera remapping of perception_node
+        camera_remap = [("camera/points", args["camera_topic"])]
+        specs.append(
+            NodeSpec(
+                "rviz2", "rviz2", arguments=["-d", str(REPO / "launch" / "dp.rviz")], remappings=camera_remap
+            )
+        )
     return specs
 
 

@@ -100,17 +100,44 @@ def moveit_available() -> bool:
     return True
 
 
+# Topics MoveItPy's planning scene monitor subscribes to by relative name.
+MOVEIT_TOPICS = ("joint_states",)
+
+
+def moveit_remappings(node) -> dict[str, str]:
+    """{topic: name} for MoveItPy's topics where the node resolves them other than MoveItPy's node would.
+
+    MoveItPy's node sits in the root namespace without the process's remappings, so it reads
+    ``/joint_states``; control_node's remappings and namespace are handed to it through this.
+
+    Args:
+        node: the rclpy node whose topic resolution MoveItPy should share (``Node.resolve_topic_name``;
+            where rclpy lacks it, nothing is remapped).
+    """
+    resolve = getattr(node, "resolve_topic_name", None)
+    if resolve is None:
+        return {}
+    return {t: resolve(t) for t in MOVEIT_TOPICS if resolve(t) != f"/{t}"}
+
+
 class MoveItChecker:
     """``StateChecker`` backed by moveit_py's planning scene monitor.
 
     Written against moveit_py's API (MoveItPy, PlanningSceneMonitor.read_only(),
-    PlanningScene.is_state_valid); exercised only where moveit_py exists.
+    PlanningScene.is_state_valid); exercised only where moveit_py exists. MoveItPy builds its own node
+    from the ``--params-file`` arguments of this process (moveit_py's ``get_launch_params_filepaths``):
+    ``robot.launch.py backend:=moveit`` puts the whole MoveIt parameter set there
+    (``dp_control.moveit_params``), in files keyed ``/**`` so that MoveItPy's node reads them too.
+    MoveItPy's node does not get the process's remappings: ``remappings`` (e.g. ``{"joint_states":
+    "/franka/joint_states"}``, from control_node's own resolution) are handed to it explicitly.
 
     Raises:
         MoveItUnavailable: moveit_py is not importable.
     """
 
-    def __init__(self, group: str, node_name: str = "dp_control_moveit") -> None:
+    def __init__(
+        self, group: str, node_name: str = "dp_control_moveit", remappings: dict[str, str] | None = None
+    ) -> None:
         try:
             from moveit.core.robot_state import RobotState
             from moveit.planning import MoveItPy
@@ -122,7 +149,9 @@ class MoveItChecker:
             ) from exc
         self._robot_state_cls = RobotState
         self.group = group
-        self.moveit = MoveItPy(node_name=node_name)
+        # MoveItPy(remappings=...) exists in moveit_py of Humble, Jazzy, Kilted and main; only passed when
+        # there is something to remap.
+        self.moveit = MoveItPy(node_name=node_name, **({"remappings": remappings} if remappings else {}))
         self.robot_model = self.moveit.get_robot_model()
         if not self.robot_model.has_joint_model_group(group):
             raise BackendError(f"MoveIt has no planning group {group!r}; set moveit_group")

@@ -56,6 +56,7 @@ from dp_control.backends import (
     BackendError,
     MoveItChecker,
     ValidityGate,
+    moveit_remappings,
 )
 from dp_control.command_publishers import CommandPublishers
 from dp_control.controller_joints import ControllerJointsCheck
@@ -123,7 +124,9 @@ class ControlNode(Node):
         # Backend.
         self._joints_check: ControllerJointsCheck | None = None
         if cfg.backend == "moveit":
-            self._gate = ValidityGate(MoveItChecker(cfg.moveit_group), cfg.joint_names)
+            self._gate = ValidityGate(
+                MoveItChecker(cfg.moveit_group, remappings=moveit_remappings(self)), cfg.joint_names
+            )
         self._commands = CommandPublishers(self, cfg.backend, cfg.joint_names, bool(cfg.gripper_joint))
         if cfg.backend not in ("trajectory", "moveit"):
             self._joints_check = ControllerJointsCheck(
