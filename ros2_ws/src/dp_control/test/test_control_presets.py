@@ -111,3 +111,67 @@ def test_preset_commands_its_controller_topic(rclpy_context, params, topic, type
         ex.shutdown()
         probe.node.destroy_node()
         control.destroy_node()
+
+
+def _control_params(launch_name: str, argv: list[str]) -> dict:
+    """control_node's ControlConfig fields from a launch file's node list: YAML file(s), then dicts."""
+    import dataclasses
+    import pathlib
+
+    import yaml
+
+    from dp_common.launcher import load_launch_file, parse_launch_args
+
+    root = pathlib.Path(__file__).resolve().parents[4]
+    module = load_launch_file(root / "launch" / launch_name)
+    specs = module.node_specs(parse_launch_args(module.ARGUMENTS, argv))
+    (spec,) = [s for s in specs if s.executable == "control_node"]
+    params: dict = {}
+    for p in spec.parameters:
+        if isinstance(p, dict):
+            params.update(p)
+        else:
+            params.update(yaml.safe_load(pathlib.Path(p).read_text())["control_node"]["ros__parameters"])
+    from dp_control.core import ControlConfig
+
+    fields = {f.name for f in dataclasses.fields(ControlConfig)}
+    return {k: v for k, v in params.items() if k in fields}  # use_sim_time is a node parameter
+
+
+def test_robot_launch_arguments_select_preset_and_gripper_action():
+    from dp_control.core import ControlConfig, resolve_command_topic
+
+    argv = ["checkpoint:=/tmp/ckpt", "controller_preset:=ur", "gripper_backend:=action",
+            "gripper_action_name:=/robotiq_gripper_controller/gripper_cmd"]  # fmt: skip
+    cfg = ControlConfig(**_control_params("robot.launch.py", argv))
+    assert resolve_command_topic(cfg.backend, cfg.controller_preset, cfg.command_topic)[2] == (
+        "scaled_joint_trajectory_controller/joint_trajectory"
+    )
+    assert (cfg.gripper_backend, cfg.gripper_action_name) == (
+        "action",
+        "/robotiq_gripper_controller/gripper_cmd",
+    )
+    argv = [
+        "checkpoint:=/tmp/ckpt",
+        "controller_preset:=franka_fr3",
+        "command_topic:=/fr3/arm/joint_trajectory",
+    ]
+    cfg = ControlConfig(**_control_params("robot.launch.py", argv))
+    assert resolve_command_topic(cfg.backend, cfg.controller_preset, cfg.command_topic)[2] == (
+        "/fr3/arm/joint_trajectory"
+    )
+
+
+@pytest.mark.parametrize("launch_name", ["robot.launch.py", "sim.launch.py"])
+def test_launch_defaults_keep_the_commands_of_before(launch_name):
+    """Without the new arguments both launches command joint_trajectory_controller and the gripper
+    topic exactly as before presets existed (the simulator's measured behaviour)."""
+    from dp_control.core import ControlConfig, resolve_command_topic
+
+    argv = ["checkpoint:=/tmp/ckpt"] if launch_name == "robot.launch.py" else []
+    cfg = ControlConfig(**_control_params(launch_name, argv))
+    assert resolve_command_topic(cfg.backend, cfg.controller_preset, cfg.command_topic)[2] == (
+        "joint_trajectory_controller/joint_trajectory"
+    )
+    assert (cfg.gripper_backend, cfg.gripper_topic) == ("topic", "gripper_controller/commands")
+    assert cfg.gripper_hysteresis_m == 0.0 and cfg.gripper_min_dwell_s == 0.0

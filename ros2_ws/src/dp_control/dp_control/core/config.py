@@ -147,8 +147,8 @@ class ControlConfig:
         default="gripper_controller/gripper_cmd",
     )
     gripper_max_effort: float = param(
-        "gripper_backend action: GripperCommand max_effort [N] (franka_gripper grasps with this force"
-        " when > 0 and moves without force control when 0).",
+        "gripper_backend action: GripperCommand max_effort [N] (the grip force the driver may use;"
+        " how a driver treats 0 is its own: see its documentation).",
         default=20.0,
     )
     gripper_goal_tolerance_m: float = param(
