@@ -1,6 +1,8 @@
 """dp on a real arm: perception -> policy -> control, wired to the camera and ros2_control.
 
     ros2 launch launch/robot.launch.py checkpoint:=/path/to/ckpt camera_topic:=/camera/depth/color/points
+    ros2 launch launch/robot.launch.py checkpoint:=/path/to/ckpt controller_preset:=franka_fr3 \
+        gripper_backend:=action gripper_action_name:=/fr3_gripper/gripper_action control_config:=fr3.yaml
     python -m dp_common.launcher launch/robot.launch.py checkpoint:=/path/to/ckpt   # without launch_ros
 
 The policy and control start inactive (unless autostart:=true): enable them with
@@ -48,6 +50,25 @@ ARGUMENTS = [
         "trajectory",
         "control backend: trajectory (joint_trajectory_controller), position "
         "(forward_position_controller) or moveit (moveit_py, collision-checked)",
+    ),
+    LaunchArgument(
+        "controller_preset",
+        "",
+        "arm controller: generic_jtc (joint_trajectory_controller), forward_position (backend:=position), "
+        "franka_fr3 (fr3_arm_controller), ur (scaled_joint_trajectory_controller); '' = control config / "
+        "follow backend. Joint names still come from control_config",
+    ),
+    LaunchArgument("command_topic", "", "arm command topic, overrides the preset's ('' = the preset's)"),
+    LaunchArgument(
+        "gripper_backend",
+        "",
+        "gripper: topic (Float64MultiArray) or action (control_msgs/GripperCommand); '' = control config",
+    ),
+    LaunchArgument(
+        "gripper_action_name",
+        "",
+        "GripperCommand action, e.g. /fr3_gripper/gripper_action (franka_gripper), "
+        "/robotiq_gripper_controller/gripper_cmd; '' = control config",
     ),
     LaunchArgument("device", "auto", "policy device: auto, cuda or cpu"),
     LaunchArgument(
@@ -112,7 +133,12 @@ def node_specs(args: dict) -> list[NodeSpec]:
     control_params = [package_file("dp_control", "config", "control.yaml")]
     if args["control_config"]:
         control_params.append(args["control_config"])
-    control_params.append({"backend": args["backend"], "autostart": autostart})
+    control_overrides = {"backend": args["backend"], "autostart": autostart}
+    # Only what was given: an empty argument leaves control.yaml's / control_config's value.
+    for name in ("controller_preset", "command_topic", "gripper_backend", "gripper_action_name"):
+        if args[name]:
+            control_overrides[name] = args[name]
+    control_params.append(control_overrides)
     if args["backend"] == "moveit":
         control_params.append(moveit_node_parameters(args))
     specs = [

@@ -1,10 +1,12 @@
 """Command backends' logic that does not need a ROS graph: controller-joint checks and the MoveIt gate.
 
-Backends (``ControlConfig.backend``):
+Backends (``ControlConfig.backend``; the topic is the ``controller_preset``'s or ``command_topic``,
+see ``dp_control.core.presets``):
 
-- ``trajectory``: trajectory_msgs/JointTrajectory on ``joint_trajectory_controller/joint_trajectory``
-  every tick, with the limited preview (positions + velocities, ending at rest).
-- ``position``: std_msgs/Float64MultiArray on ``forward_position_controller/commands`` in
+- ``trajectory``: trajectory_msgs/JointTrajectory (default ``joint_trajectory_controller/joint_trajectory``;
+  presets ``franka_fr3``, ``ur``) every tick, with the limited preview (positions + velocities,
+  ending at rest).
+- ``position``: std_msgs/Float64MultiArray (default ``forward_position_controller/commands``) in
   ``joint_names`` order; refuses to start when the controller's ``joints`` parameter is readable and
   differs (see ``check_controller_joints``).
 - ``moveit``: like ``trajectory``, but every command (and a few preview points) is first checked for

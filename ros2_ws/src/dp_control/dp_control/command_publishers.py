@@ -1,39 +1,63 @@
-"""The command publishers of control_node, one set per backend (see :mod:`dp_control.backends`).
+"""The command publishers of control_node (see :mod:`dp_control.backends` and
+:mod:`dp_control.core.presets`).
 
-- ``trajectory`` / ``moveit``: trajectory_msgs/JointTrajectory on :data:`TRAJECTORY_TOPIC` (the
-  limited preview, positions + velocities);
-- ``position``: std_msgs/Float64MultiArray on :data:`POSITION_TOPIC` (``joint_names`` order);
-- with a gripper joint: its opening (m) as Float64MultiArray on :data:`GRIPPER_TOPIC`.
+- arm: the preset's (``controller_preset``) or ``command_topic``'s topic, with its message type:
+  trajectory_msgs/JointTrajectory (``trajectory`` / ``moveit`` backends: the limited preview,
+  positions + velocities) or std_msgs/Float64MultiArray (``position`` backend, ``joint_names`` order).
+  Defaults (no preset, no topic): :data:`TRAJECTORY_TOPIC` / :data:`POSITION_TOPIC`, as before presets.
+- gripper (with a gripper joint): its opening (m) as Float64MultiArray on ``gripper_topic``
+  (``gripper_backend: topic``, default :data:`GRIPPER_TOPIC`) or as control_msgs/GripperCommand goals
+  (``gripper_backend: action``, :class:`dp_control.gripper_action.GripperActionClient`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from dp_common.qos import reliable_qos
 from dp_control.conversions import float64_array_msg, joint_trajectory_msg
+from dp_control.core import CONTROLLER_PRESETS, ControlConfig, resolve_command_topic
 
-TRAJECTORY_TOPIC = "joint_trajectory_controller/joint_trajectory"
-POSITION_TOPIC = "forward_position_controller/commands"
+TRAJECTORY_TOPIC = CONTROLLER_PRESETS["generic_jtc"].topic
+POSITION_TOPIC = CONTROLLER_PRESETS["forward_position"].topic
 GRIPPER_TOPIC = "gripper_controller/commands"
 
 
 class CommandPublishers:
-    """The publishers a backend commands through; :meth:`send` publishes one control command."""
+    """The publishers a backend commands through; :meth:`send` publishes one control command.
 
-    def __init__(self, node, backend: str, joint_names: Sequence[str], gripper: bool) -> None:
-        self.joint_names = list(joint_names)
-        self.trajectory = self.position = None
-        if backend in ("trajectory", "moveit"):
-            self.trajectory = node.create_publisher(JointTrajectory, TRAJECTORY_TOPIC, reliable_qos(1))
-        else:
-            self.position = node.create_publisher(Float64MultiArray, POSITION_TOPIC, reliable_qos(1))
-        self.gripper = (
-            node.create_publisher(Float64MultiArray, GRIPPER_TOPIC, reliable_qos(1)) if gripper else None
+    Raises:
+        BackendError: ``gripper_backend: action`` without control_msgs.
+    """
+
+    def __init__(self, node, cfg: ControlConfig, diag) -> None:
+        self.joint_names = list(cfg.joint_names)
+        self.preset, kind, self.topic = resolve_command_topic(
+            cfg.backend, cfg.controller_preset, cfg.command_topic
         )
+        self.trajectory = self.position = self.gripper = self.gripper_action = None
+        if kind == "trajectory":
+            self.trajectory = node.create_publisher(JointTrajectory, self.topic, reliable_qos(1))
+        else:
+            self.position = node.create_publisher(Float64MultiArray, self.topic, reliable_qos(1))
+        self.gripper_target = "none"
+        if cfg.gripper_joint and cfg.gripper_backend == "action":
+            from dp_control.gripper_action import GripperActionClient
+
+            self.gripper_action = GripperActionClient(
+                node, diag, cfg.gripper_action_name, cfg.gripper_max_effort,
+                cfg.gripper_goal_tolerance_m, cfg.gripper_goal_interval_s,
+            )  # fmt: skip
+            self.gripper_target = f"GripperCommand action {cfg.gripper_action_name}"
+        elif cfg.gripper_joint:
+            self.gripper = node.create_publisher(Float64MultiArray, cfg.gripper_topic, reliable_qos(1))
+            self.gripper_target = f"Float64MultiArray on {cfg.gripper_topic}"
+
+    def describe(self) -> str:
+        """Where commands go, in words (start-up log and /diagnostics)."""
+        kind = "JointTrajectory" if self.trajectory is not None else "Float64MultiArray"
+        return f"arm: {kind} on {self.topic} (preset {self.preset}); gripper: {self.gripper_target}"
 
     def send(self, cmd, t_now: float) -> None:
         """Publish ``cmd`` (a ``dp_control.core`` command) stamped ``t_now`` (node clock, s)."""
@@ -49,5 +73,9 @@ class CommandPublishers:
             )
         if self.position is not None:
             self.position.publish(float64_array_msg(cmd.positions))
-        if self.gripper is not None and cmd.gripper is not None:
+        if cmd.gripper is None:
+            return
+        if self.gripper is not None:
             self.gripper.publish(float64_array_msg([cmd.gripper]))
+        elif self.gripper_action is not None:
+            self.gripper_action.send(cmd.gripper, t_now)

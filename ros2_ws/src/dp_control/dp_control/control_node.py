@@ -17,7 +17,8 @@ Thin wiring around ``dp_control.core.ControlCore``:
   The period error on /diagnostics is measured on the node clock in both modes.
   Shared state (core, joint-state buffer, diagnostics) is guarded by short locks; the loop thread
   publishes outside them.
-- publishers per backend and ``gripper_controller/commands`` (``dp_control.command_publishers``);
+- publishers per backend and controller preset, and the gripper topic or GripperCommand action
+  (``dp_control.command_publishers``);
 - ``/diagnostics``: state + reason, loop mode, rate, period error p50/p99, missed deadlines, chunk
   age at use, clamps, rejected chunks, holds and why.
 
@@ -127,7 +128,8 @@ class ControlNode(Node):
             self._gate = ValidityGate(
                 MoveItChecker(cfg.moveit_group, remappings=moveit_remappings(self)), cfg.joint_names
             )
-        self._commands = CommandPublishers(self, cfg.backend, cfg.joint_names, bool(cfg.gripper_joint))
+        self._commands = CommandPublishers(self, cfg, self.diag)
+        self.diag.set("commands", self._commands.describe())
         if cfg.backend not in ("trajectory", "moveit"):
             self._joints_check = ControllerJointsCheck(
                 self, cfg.controller_name, cfg.joint_names, cfg.controller_check_timeout_s
@@ -169,7 +171,8 @@ class ControlNode(Node):
         self.get_logger().info(
             f"control_node: backend={cfg.backend} rate={cfg.rate_hz} Hz loop={self.loop_mode} "
             f"interpolation={cfg.interpolation} handover={cfg.handover} limits={self.core.limits.source} "
-            f"({self._limits_path}); {'armed (autostart)' if cfg.autostart else 'inactive until ~/enable'}"
+            f"({self._limits_path}); {'armed (autostart)' if cfg.autostart else 'inactive until ~/enable'}; "
+            f"{self._commands.describe()}"
         )
         if self.loop_thread is not None:
             sched = self.loop_thread.start()

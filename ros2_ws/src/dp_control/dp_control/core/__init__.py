@@ -4,6 +4,7 @@ from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
 from .command import Command, ControlState, ControlStats
 from .config import BACKENDS, HANDOVERS, PANDA_JOINTS, ControlConfig
 from .controller import ControlCore
+from .gripper import GoalGate, GripperHysteresis
 from .interpolator import (
     INTERPOLATION_MODES,
     BrakeReference,
@@ -21,9 +22,12 @@ from .limits import (
     load_joint_limits_yaml,
     parse_urdf_limits,
 )
+from .presets import CONTROLLER_PRESETS, GRIPPER_BACKENDS, ControllerPreset, resolve_command_topic
 
 __all__ = [
     "BACKENDS",
+    "CONTROLLER_PRESETS",
+    "GRIPPER_BACKENDS",
     "HANDOVERS",
     "INTERPOLATION_MODES",
     "PANDA_JOINTS",
@@ -36,7 +40,10 @@ __all__ = [
     "ControlCore",
     "ControlState",
     "ControlStats",
+    "ControllerPreset",
     "Crossfade",
+    "GoalGate",
+    "GripperHysteresis",
     "HoldReference",
     "JointInterpolator",
     "JointLimits",
@@ -47,5 +54,6 @@ __all__ = [
     "limits_from_config",
     "load_joint_limits_yaml",
     "parse_urdf_limits",
+    "resolve_command_topic",
     "validate_chunk",
 ]

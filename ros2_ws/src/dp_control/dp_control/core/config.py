@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from dp_common.core.validation import at_least, in_range, non_negative, one_of, param, positive
 
 from .interpolator import INTERPOLATION_MODES
+from .presets import CONTROLLER_PRESETS, GRIPPER_BACKENDS, check_preset
 
 BACKENDS = ("trajectory", "position", "moveit")
 HANDOVERS = ("replace", "blend", "ensemble")
@@ -22,7 +23,7 @@ class ControlConfig:
         default_factory=lambda: list(PANDA_JOINTS),
     )
     gripper_joint: str = param(
-        "Name of the chunk column sent as a step to gripper_controller/commands ('' = none).",
+        "Name of the chunk column sent as a step to the gripper (gripper_backend; '' = none).",
         default="panda_finger_joint1",
     )
     rate_hz: float = param("Control loop rate [Hz].", default=50.0)
@@ -120,6 +121,55 @@ class ControlConfig:
         default=1.0,
     )
     moveit_group: str = param("moveit backend: planning group checked for validity.", default="panda_arm")
+    controller_preset: str = param(
+        f"Arm controller commanded: one of {tuple(CONTROLLER_PRESETS)} (generic_jtc = "
+        "joint_trajectory_controller/joint_trajectory, forward_position = forward_position_controller/"
+        "commands, franka_fr3 = fr3_arm_controller/joint_trajectory, ur = scaled_joint_trajectory_"
+        "controller/joint_trajectory); '' = follow backend (position -> forward_position, else generic_jtc).",
+        default="",
+    )
+    command_topic: str = param(
+        "Arm command topic; overrides the preset's topic ('' = the preset's).", default=""
+    )
+    gripper_backend: str = param(
+        f"Gripper interface: one of {GRIPPER_BACKENDS} (topic = std_msgs/Float64MultiArray on "
+        "gripper_topic; action = control_msgs/GripperCommand goals to gripper_action_name).",
+        default="topic",
+    )
+    gripper_topic: str = param(
+        "gripper_backend topic: Float64MultiArray topic of the gripper command (one value).",
+        default="gripper_controller/commands",
+    )
+    gripper_action_name: str = param(
+        "gripper_backend action: GripperCommand action (ros2_controllers' GripperActionController:"
+        " <controller>/gripper_cmd; franka_gripper: /fr3_gripper/gripper_action; Robotiq:"
+        " /robotiq_gripper_controller/gripper_cmd).",
+        default="gripper_controller/gripper_cmd",
+    )
+    gripper_max_effort: float = param(
+        "gripper_backend action: GripperCommand max_effort [N] (the grip force the driver may use;"
+        " how a driver treats 0 is its own: see its documentation).",
+        default=20.0,
+    )
+    gripper_goal_tolerance_m: float = param(
+        "gripper_backend action: a new goal only when the command differs from the last goal by more"
+        " than this [m].",
+        default=0.001,
+    )
+    gripper_goal_interval_s: float = param(
+        "gripper_backend action: at most one goal per this interval (the newest command is sent"
+        " when it ends; goals are never queued) [s].",
+        default=0.2,
+    )
+    gripper_hysteresis_m: float = param(
+        "A new gripper target is taken only when it differs from the current gripper command by more"
+        " than this (stops a noisy gripper column from chattering) [m]; 0 = off.",
+        default=0.0,
+    )
+    gripper_min_dwell_s: float = param(
+        "A gripper command is held at least this long before a new target is taken [s]; 0 = off.",
+        default=0.0,
+    )
     executor_threads: int = param(
         "1 = SingleThreadedExecutor; > 1 = MultiThreadedExecutor with this many threads (the timer keeps"
         " its own mutually exclusive group). 1 is the default: with SCHED_FIFO, Python threads of equal"
@@ -157,9 +207,17 @@ class ControlConfig:
         one_of(self, "backend", BACKENDS)
         one_of(self, "interpolation", INTERPOLATION_MODES)
         one_of(self, "handover", HANDOVERS)
+        one_of(self, "gripper_backend", GRIPPER_BACKENDS)
+        check_preset(self.backend, self.controller_preset)
         positive(self, "rate_hz", "max_age_s", "chunk_timeout", "state_timeout", "max_tracking_error",
                  "max_start_distance", "preview_s", "controller_check_timeout_s")  # fmt: skip
         non_negative(self, "handover_s", "blend_window_s", "max_future_s", "ramp_in_s", "position_margin")
+        non_negative(self, "gripper_max_effort", "gripper_goal_tolerance_m", "gripper_goal_interval_s",
+                     "gripper_hysteresis_m", "gripper_min_dwell_s")  # fmt: skip
+        if self.gripper_backend == "action" and not self.gripper_action_name:
+            raise ValueError(
+                "gripper_backend 'action' needs gripper_action_name (e.g. fr3_gripper/gripper_action)"
+            )
         in_range(self, "velocity_scale", 0, 1, low_open=True)
         in_range(self, "acceleration_scale", 0, 1, low_open=True)
         at_least(self, "ensemble_max_chunks", 1)

@@ -28,6 +28,7 @@ import numpy as np
 from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
 from .command import Command, ControlState, ControlStats
 from .config import ControlConfig
+from .gripper import GripperHysteresis
 from .handover import blend_rows, ensemble_rows
 from .interpolator import (
     BrakeReference,
@@ -71,6 +72,7 @@ class ControlCore:
         self.chunk: Chunk | None = None
         self._history: list[tuple[Chunk, ChunkReference]] = []
         self._gripper: float | None = None
+        self.gripper_filter = GripperHysteresis(cfg.gripper_hysteresis_m, cfg.gripper_min_dwell_s)
         self._measured: np.ndarray | None = None
         self._last_state_time: float | None = None
         self._last_chunk_time = -math.inf
@@ -133,6 +135,7 @@ class ControlCore:
         # A gripper target belongs to the chunks it came from: after disable / re-enable (a new
         # episode, a reset hand) no gripper command is sent until a chunk is followed again.
         self._gripper = None
+        self.gripper_filter.reset()
 
     def _set_state(self, state: ControlState, reason: str) -> None:
         if state != self.state or reason != self.reason:
@@ -307,7 +310,7 @@ class ControlCore:
                 if active:
                     self.stats.clamps[kind] += 1
         if self.chunk is not None and self.chunk.gripper is not None:
-            self._gripper = self.chunk.gripper_at(t_now)
+            self._gripper = self.gripper_filter.update(self.chunk.gripper_at(t_now), t_now)
         if self._disable_pending and np.abs(self.v_cmd).max() <= _REST_VELOCITY:
             cmd = self._command(t_now, clamped)
             self._go_inactive("disabled")
