@@ -67,8 +67,12 @@ from pathlib import Path
 import numpy as np
 
 from dp_common.cli import add_image_shape_argument, config_params
+from dp_common.msgs import s_to_ns
+from dp_eval.bag_report import ACTION_FROM, check_action_args, cloud_transform, report
 from dp_eval.bag_streams import read_bag
 from dp_eval.core.alignment import MissingColumnError, streams_to_episode
+from dp_eval.core.checks import streams_problems
+from dp_eval.core.tf_tree import TfLookupError
 from dp_policy.core.dataset import ZarrEpisodeWriter
 
 logger = logging.getLogger(__name__)
@@ -93,6 +97,10 @@ def convert(
     gripper_joint: str = "",
     gripper_command_topic: str = "",
     status_topic: str = STATUS_TOPIC,
+    action_from: str = "command",
+    action_lag: int = 1,
+    max_gap: float = 3.0,
+    tf_tolerance: float = 0.02,
 ) -> dict:
     """Convert bags (one episode each) into one zarr at `out`; returns a summary.
 
@@ -105,9 +113,19 @@ def convert(
     has one (simulator bags), else the bag's index; its ``expert_target`` (which goal the expert
     chose) goes to meta/episode_target (-1 when absent).
 
+    ``action_from="joint_states"``: no command topic; action[k] = the state ``action_lag`` steps
+    later, and the last ``action_lag`` steps of every episode are dropped. ``max_gap``: the longest
+    allowed gap in any stream, in steps of ``dt``. ``tf_tolerance`` (s): how far beyond its samples
+    a dynamic transform (/tf) may be used. Steps that are dropped are logged and listed in the
+    summary's ``trimmed``; skipped episodes in ``skipped``.
+
     Raises:
-        ValueError: bad arguments, a missing topic or joint, a step without a gripper command.
+        ValueError: bad arguments, a missing topic or joint, a step without a gripper command, a bad
+            recording (stamps out of order, a gap, non-finite joints) or a cloud whose transform
+            cannot be resolved at its stamp.
     """
+    check_action_args(action_from, action_lag, max_gap, tf_tolerance)
+    commands = action_from == "command"
     joints = list(joints or DEFAULT_JOINTS)
     if gripper_joint in joints:
         raise ValueError(f"gripper joint {gripper_joint!r} is also in joints {joints}; give it once")
@@ -130,11 +148,12 @@ def convert(
         "dt": dt,
         "joint_names": joints + ([gripper_joint] if gripper_joint else []),
         "action_space": "joint_position",
+        "action_from": action_from if commands else f"joint_states (lag {action_lag} steps)",
         "perception_config": pcfg,
         "topics": {
             "cloud": cloud_topic,
             "state": state_topic,
-            "action": action_topic,
+            "action": action_topic if commands else "",
             "image": image_topic,
             "gripper_command": gripper_command_topic,
             "status": status_topic,
@@ -149,31 +168,36 @@ def convert(
         from tqdm import tqdm
 
         iterator = tqdm(bags, desc="bags", unit="bag")
-    skipped = []
+    skipped, trimmed = [], {}
     try:
         for i, bag in enumerate(iterator):
-            s = read_bag(bag, cloud_topic, state_topic, action_topic, joints, image_topic, image_shape,
-                         gripper_joint, gripper_command_topic, status_topic)  # fmt: skip
-            tf = camera_transform
-            if tf is None and cloud_topic:
-                frame = s.cloud_frame.lstrip("/")
-                tf = np.eye(4) if frame == target else s.transforms.get((target, frame))
-            if tf is None and cloud_topic:
-                raise ValueError(
-                    f"{bag}: no static transform {target} -> {s.cloud_frame} in /tf_static; "
-                    "pass --camera-transform"
-                )
+            s = read_bag(bag, cloud_topic, state_topic, action_topic if commands else "", joints, image_topic,
+                         image_shape, gripper_joint, gripper_command_topic, status_topic,
+                         tf_tolerance_ns=s_to_ns(tf_tolerance))  # fmt: skip
+            problems = streams_problems(s, dt, max_gap, str(bag))
+            if problems:
+                raise ValueError("bad recording (see --report):\n  " + "\n  ".join(problems))
             seed = i if s.seed is None else s.seed
+            notes: list[str] = []
             try:
-                writer.add(streams_to_episode(s, preprocess, tf, dt, seed, bool(image_topic), str(bag)))
-            except MissingColumnError:
+                tf = cloud_transform(s, target, camera_transform) if cloud_topic else None
+                ep = streams_to_episode(s, preprocess, tf, dt, seed, bool(image_topic), str(bag),
+                                        0 if commands else action_lag, notes)  # fmt: skip
+            except (MissingColumnError, TfLookupError):
                 raise
             except ValueError as exc:
                 logger.warning("skipping %s: %s", bag, exc)
                 skipped.append(str(bag))
+                continue
+            writer.add(ep)
+            for note in notes:
+                logger.info("%s: %s", bag, note)
+            if notes:
+                trimmed[str(bag)] = notes
     finally:
         writer.close()
-    return {"episodes": len(writer.episode_ends), "steps": writer.total, "skipped": skipped}
+    n = len(writer.episode_ends)
+    return {"episodes": n, "steps": writer.total, "skipped": skipped, "trimmed": trimmed}
 
 
 def main(
@@ -197,7 +221,7 @@ def main(
         description=__doc__, epilog=epilog or None, formatter_class=argparse.RawTextHelpFormatter
     )
     ap.add_argument("bags", nargs="+", help="bag directories (or a folder holding them)")
-    ap.add_argument("--out", required=True, help="output zarr directory (overwritten)")
+    ap.add_argument("--out", default="", help="output zarr directory (overwritten); needed unless --report")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")
     ap.add_argument("--cloud-topic", default="/camera/points", help='PointCloud2 topic; "" = image-only data')
     ap.add_argument(
@@ -232,7 +256,37 @@ def main(
         + (f" (default: {perception_config})" if perception_config else " (default: PerceptionConfig's)"),
     )
     ap.add_argument("--perception", nargs="*", default=[], help="PerceptionConfig key=value")
-    ap.add_argument("--camera-transform", nargs=7, type=float, default=None)
+    ap.add_argument(
+        "--camera-transform",
+        nargs=7,
+        type=float,
+        default=None,
+        metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
+        help="fixed target_frame <- cloud frame transform (overrides the bag's /tf and /tf_static)",
+    )
+    ap.add_argument(
+        "--action-from",
+        choices=ACTION_FROM,
+        default="command",
+        help="command: --action-topic commands; joint_states: the state --action-lag steps later\n"
+        "(kinesthetic teaching: no command topic; the last --action-lag steps are dropped)",
+    )
+    ap.add_argument("--action-lag", type=int, default=1, help="steps (K) for --action-from joint_states")
+    ap.add_argument(
+        "--max-gap", type=float, default=3.0, help="longest allowed gap in any stream, in steps of --dt"
+    )
+    ap.add_argument(
+        "--tf-tolerance",
+        type=float,
+        default=0.02,
+        help="s a dynamic /tf transform may be used beyond its first / last sample",
+    )
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="check the bags instead of converting: one line per episode + a summary;\n"
+        "exit code 0 if all are good, 2 if any has a problem (--out is not needed)",
+    )
     ap.set_defaults(**(defaults or {}))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -253,6 +307,13 @@ def main(
             **(perception_defaults or {}),
             **config_params(args.perception_config, PerceptionConfig, args.perception),
         }
+        if args.report:
+            target = PerceptionConfig(**perception).target_frame
+            return report(bags, args.dt, args.cloud_topic, args.state_topic, args.action_topic, args.joints,
+                          args.image_topic, args.gripper_joint, args.gripper_command_topic, target, tf,
+                          args.action_from, args.action_lag, args.max_gap, args.tf_tolerance)  # fmt: skip
+        if not args.out:
+            raise ValueError("--out is required (the output zarr) unless --report")
         summary = convert(
             bags,
             Path(args.out),
@@ -268,6 +329,10 @@ def main(
             gripper_joint=args.gripper_joint,
             gripper_command_topic=args.gripper_command_topic,
             status_topic=args.status_topic,
+            action_from=args.action_from,
+            action_lag=args.action_lag,
+            max_gap=args.max_gap,
+            tf_tolerance=args.tf_tolerance,
         )
     except (ValueError, ImportError) as exc:
         print(f"bag_to_zarr: {exc}", file=sys.stderr)
