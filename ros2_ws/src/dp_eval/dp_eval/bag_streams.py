@@ -92,6 +92,8 @@ def read_bag(
             raise ValueError(f"{path}: topics {sorted(missing)} not in the bag; it has {have}")
         extra = {t for t in (*TF_TOPICS, status_topic) if t and t in reader.topics}
         for m in reader.messages(topics | extra):
+            if m.topic == cloud_topic and not frame:  # the frame of the first cloud, even for stamps
+                frame = read_cloud(reader.deserialize(m)).frame_id
             if stamps_only and m.topic in (cloud_topic, image_topic) and reader.is_ros2:
                 ns = header_stamp_ns(m.rawdata)
                 stamps.setdefault(m.topic, []).append(ns)
