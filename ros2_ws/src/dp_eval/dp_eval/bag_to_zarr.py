@@ -4,30 +4,58 @@ One bag = one episode (record one bag per demonstration; ``dp_sim.record_demos``
 is read with the one bag stack, ``dp_common.bags`` (the `rosbags` library; no rosbag2_py needed)::
 
     steps   = clouds on --cloud-topic, thinned to at least --dt apart (time t_k = cloud stamp)
-    point_cloud[k] = dp_perception.core.preprocess_cloud(cloud_k, transform world<-camera)
+    point_cloud[k] = dp_perception.core.preprocess_cloud(cloud_k, transform target<-cloud at t_k)
     state[k]       = --state-topic (JointState) interpolated at t_k, columns = --joints
                      [+ --gripper-joint]; every joint from the messages that carry its name (an arm
                      and a gripper driver may publish joint_states separately)
-    action[k]      = the newest --action-topic (JointState) command stamped <= t_k + dt/2
-                     (the target commanded right after observation k), columns = --joints
-                     [+ the gripper: the newest --gripper-command-topic value (Float64MultiArray,
-                     one value, bag time) at <= t_k + dt/2, held between commands as the hand
-                     holds it; without that option the --action-topic JointState carrying the
-                     --gripper-joint name]
+    action[k]      = --action-from command (default): the newest --action-topic (JointState)
+                     command stamped <= t_k + dt/2 (the target commanded right after observation
+                     k), columns = --joints [+ the gripper: the newest --gripper-command-topic value
+                     (Float64MultiArray, one value, bag time) at <= t_k + dt/2, held between
+                     commands as the hand holds it; without that option the --action-topic
+                     JointState carrying the --gripper-joint name]
+                   = --action-from joint_states (kinesthetic teaching, no command topic):
+                     state[k + K], K = --action-lag (default 1; DP / DP3's convention for such
+                     data), every state column [the gripper's too, i.e. its future finger state;
+                     with --gripper-command-topic the gripper column is the command as above].
+                     The last K steps of every episode are dropped (they have no future state).
 
-Steps before the first arm command are dropped; a step without an earlier gripper command is an
-error naming the bag, topic and time (record the gripper command from the start). Gripper
-demonstrations, e.g. from ``dp_sim.record_demos --task lift``::
+Steps before the first arm command (or after the last) and steps without an image are dropped;
+every dropped step is logged and counted in the summary's "trimmed", every skipped episode in
+"skipped". A step without an earlier gripper command is an error naming the bag, topic and time
+(record the gripper command from the start). Gripper demonstrations, e.g. from
+``dp_sim.record_demos --task lift``::
 
     python -m dp_eval.bag_to_zarr demos_lift/ --out data/lift.zarr --perception-config perception.yaml \\
         --gripper-joint panda_finger_joint1 --gripper-command-topic /gripper_controller/commands
+
+Kinesthetic demonstrations (the arm moved by hand; only joint_states and the camera recorded)::
+
+    python -m dp_eval.bag_to_zarr demos/ --out data/kin.zarr --action-from joint_states \\
+        --gripper-joint panda_finger_joint1
+
+Bad recordings are errors naming the bag, topic and time, before anything is converted: a
+missing topic (the message lists the topics the bag has) or joint, stamps that go backwards on a
+topic (per joint on a joint-state topic), a gap longer than --max-gap x --dt (default 3) in any
+stream (a gripper command topic, which only carries changes, is not gap-checked), non-finite
+joint positions. ``--report`` checks the bags instead of converting them (no --out needed; clouds
+and images are not decoded): one line per episode with its length (s), steps, the rate of every
+topic (Hz) and its problems or OK (dropped steps in brackets), then a summary; exit code 0 when
+every episode is good, 2 otherwise::
+
+    python -m dp_eval.bag_to_zarr demos/ --report --action-from joint_states
 
 The seed of an episode (meta/episode_seeds, and the perception's sampling seed) is the ``seed`` in
 the bag's --status-topic JSON when present (simulator bags), else the bag's index; its
 ``expert_target`` (the goal a bimodal expert chose) goes to meta/episode_target (else -1).
 
-The world <- camera transform comes from /tf_static in the bag (a single static transform from
---target-frame to the cloud's frame), or from --camera-transform x y z qx qy qz qw. The crop box,
+The target <- camera transform (target = the perception's target_frame) is looked up at each
+cloud's stamp in the TF tree of the bag's /tf and /tf_static (dp_eval.core.tf_tree): chains of
+any length (world -> base -> ... -> camera_depth_optical_frame), dynamic transforms interpolated
+in time (linear translation, slerp rotation), static ones valid at any time. A cloud whose
+transform cannot be resolved -- no path between the frames, or a dynamic transform with no sample
+within --tf-tolerance (default 0.02 s) of the stamp -- is an error naming the bag, frames and
+time. --camera-transform x y z qx qy qz qw overrides the bag's TF (a fixed camera). The crop box,
 voxel size and ``num_points`` come from --perception-config (a perception_node parameter file;
 default: PerceptionConfig's defaults, as in dp_perception's config/perception.yaml) and
 --perception key=value. Example::

@@ -88,8 +88,11 @@ def test_no_path_and_malformed_trees_are_errors():
         tree.lookup("map", "camera_optical_frame", S // 2)
     with pytest.raises(TfLookupError, match="no transform path"):
         tree.lookup("world", "nowhere", 0)
-    with pytest.raises(ValueError, match="two parents"):
-        tree.add("odom", "base", 0, np.eye(4), static=True)
+    tree.add("odom", "base", 0, np.eye(4), static=True)  # base already hangs from world
+    np.testing.assert_allclose(tree.lookup("camera_link", "wrist_link", 0), np.linalg.inv(
+        wrist_static_transforms()[("wrist_link", "camera_link")]))  # fmt: skip
+    with pytest.raises(TfLookupError, match="frame base has two parents, world and odom"):
+        tree.lookup("world", "camera_optical_frame", 0)
     with pytest.raises(ValueError, match="both /tf and /tf_static"):
         tree.add("base", "wrist_link", 0, np.eye(4), static=True)
     with pytest.raises(ValueError, match="finite"):

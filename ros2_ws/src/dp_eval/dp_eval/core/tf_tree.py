@@ -90,13 +90,15 @@ class TfTree:
         self.tolerance_ns = int(tolerance_ns)
         self.name = name
         self._edges: dict[str, tuple[str, _Edge]] = {}  # child -> (parent, edge)
+        self._conflicts: dict[str, str] = {}  # child -> why it has no single parent
 
     def add(self, parent: str, child: str, stamp_ns: int, matrix, static: bool) -> None:
         """Adds one transform ``parent <- child`` (leading '/' of frame names is ignored).
 
+        A child that already has another parent keeps the first one; a lookup through it raises.
+
         Raises:
-            ValueError: the child already has another parent, or one edge is both static and
-                dynamic, or the matrix is not (4, 4) and finite.
+            ValueError: one edge is both static and dynamic, or the matrix is not (4, 4) and finite.
         """
         parent, child = parent.lstrip("/"), child.lstrip("/")
         m = np.asarray(matrix, dtype=np.float64)
@@ -105,11 +107,13 @@ class TfTree:
         if parent == child:
             raise ValueError(f"{self.name}: transform {parent} -> {child} links a frame to itself")
         old = self._edges.get(child)
-        if old is not None and old[0] != parent:
-            raise ValueError(
+        if old is not None and old[0] != parent:  # an error only for lookups through this frame
+            self._conflicts.setdefault(
+                child,
                 f"{self.name}: frame {child} has two parents, {old[0]} and {parent} (at {_ns_s(stamp_ns)}); "
-                "a TF tree gives every frame one parent"
+                "a TF tree gives every frame one parent",
             )
+            return
         edge = old[1] if old is not None else _Edge()
         if static:
             if edge.stamps:
@@ -171,6 +175,9 @@ class TfTree:
         up_s, up_t = self._chain(source), self._chain(target)
         common = next((f for f in up_s if f in set(up_t)), None)
         if common is None:
+            for child in up_s + up_t:
+                if child in self._conflicts:
+                    raise TfLookupError(self._conflicts[child])
             known = sorted(self.frames)
             raise TfLookupError(
                 f"{self.name}: no transform path from {source} to {target} at {_ns_s(stamp_ns)} in /tf and "
@@ -179,6 +186,9 @@ class TfTree:
             )
         s_chain = up_s[: up_s.index(common) + 1]
         t_chain = up_t[: up_t.index(common) + 1]
+        for child in s_chain[:-1] + t_chain[:-1]:
+            if child in self._conflicts:
+                raise TfLookupError(self._conflicts[child])
         common_from_source = self._up(s_chain, stamp_ns, target, source)
         common_from_target = self._up(t_chain, stamp_ns, target, source)
         if common_from_target is None:
