@@ -153,15 +153,18 @@ def _cloud_stamp_backwards(msgs, types):  # the 6th cloud carries the 4th one's 
     return msgs
 
 
-def _nan_joint(msgs, types):
-    out = []
-    for t, topic, msg in msgs:
-        if topic == "joint_states" and abs(t - 1.4) < 1e-9:
-            q = joint_trajectory(np.array([0.4]), 0)[0]
-            q[2] = np.nan
-            msg = build_joint_state(s_to_ns(t), JOINT_NAMES, q, types=types)
-        out.append((t, topic, msg))
-    return out
+def _nonfinite_joint(value: float):
+    def edit(msgs, types):  # one joint_states message at 0.4 s carries a non-finite position
+        out = []
+        for t, topic, msg in msgs:
+            if topic == "joint_states" and abs(t - 1.4) < 1e-9:
+                q = joint_trajectory(np.array([0.4]), 0)[0]
+                q[2] = value
+                msg = build_joint_state(s_to_ns(t), JOINT_NAMES, q, types=types)
+            out.append((t, topic, msg))
+        return out
+
+    return edit
 
 
 @pytest.mark.parametrize(
@@ -169,7 +172,8 @@ def _nan_joint(msgs, types):
     [
         (_drop_joint_states, f"joint_states [{', '.join(JOINT_NAMES)}]: gap of 0.500 s from t = 1.300 s"),
         (_cloud_stamp_backwards, "camera/points: stamps go backwards at t = 1.300 s (+1.300 s into the bag)"),
-        (_nan_joint, "joint_states: joint panda_joint3 is nan at t = 1.400 s"),
+        (_nonfinite_joint(np.nan), "joint_states: joint panda_joint3 is nan at t = 1.400 s"),
+        (_nonfinite_joint(-np.inf), "joint_states: joint panda_joint3 is -inf at t = 1.400 s"),
     ],
 )
 def test_bad_recordings_are_errors_naming_topic_bag_and_time(tmp_path, capsys, edit, expected):
