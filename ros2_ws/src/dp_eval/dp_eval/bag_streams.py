@@ -1,7 +1,9 @@
 """Reading one demonstration bag into time series (the ROS-message part of ``dp_eval.bag_to_zarr``).
 
 Bags are read with the one bag stack, ``dp_common.bags`` (the ``rosbags`` library); the aligning of
-the series into an episode is ROS-free (:mod:`dp_eval.core.alignment`).
+the series into an episode (:mod:`dp_eval.core.alignment`), the checks of the recording
+(:mod:`dp_eval.core.checks`) and the TF tree of /tf and /tf_static (:mod:`dp_eval.core.tf_tree`)
+are ROS-free.
 """
 
 from __future__ import annotations
