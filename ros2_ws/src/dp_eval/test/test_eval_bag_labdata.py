@@ -4,6 +4,7 @@ command topic, a wrist camera on a TF tree, and bad recordings (errors and --rep
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -225,3 +226,20 @@ def test_report_prints_one_line_per_episode_and_a_summary(tmp_path, capsys):
     rc = main([str(gap), "--report", *ARM, *COMMANDS])
     out = capsys.readouterr().out
     assert rc == 2 and "PROBLEMS: joint_states [panda_joint1" in out and "gap of 0.500 s" in out
+
+
+def test_dropped_frames_are_reported_and_logged_not_silent(tmp_path, capsys, caplog):
+    def late_commands(msgs, types):  # the teleop starts 0.3 s after the camera
+        return [m for m in msgs if m[1] != "expert/joint_command" or m[0] >= 1.3 - 1e-9]
+
+    caplog.set_level(logging.INFO, logger="dp_eval.bag_to_zarr")
+    bag = _edited(tmp_path, "late", late_commands)
+    rc, out = _convert(tmp_path, bag, *COMMANDS)
+    assert rc == 0
+    note = "3 frame(s) before the first command dropped"
+    assert _summary(capsys)["trimmed"] == {str(bag): [note]}
+    assert zarr.open(str(out), mode="r")["data/state"].shape[0] == 8
+    assert f"{bag}: {note}" in caplog.text
+    assert main([str(bag), "--report", *ARM, *COMMANDS]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"8 steps, joint_states 50.0 Hz, "
+        f"expert/joint_command 10.0 Hz, camera/points 10.0 Hz: OK [{note}]")  # fmt: skip

@@ -108,7 +108,12 @@ def streams_to_episode(
         raise ValueError("bag has no images on the image topic")
     steps_t = s.cloud_t if use_clouds else list(s.image_t)
     pcs, imgs, states, actions, gripper_cmd = [], [], [], [], []
-    dropped = {"before the first command": 0, "after the last command": 0, "without an image within dt/2": 0}
+    first, last, no_img = (
+        "frame(s) before the first command",
+        "step(s) after the last command",
+        "frame(s) without an image within dt/2",
+    )
+    dropped = {first: 0, last: 0, no_img: 0}
     last_t = -np.inf
     for k, t in enumerate(steps_t):
         if t < last_t + dt - 1e-3:
@@ -116,20 +121,20 @@ def streams_to_episode(
         if commands:
             ia = s.action.newest_at(t + dt / 2)
             if ia < 0:
-                dropped["before the first command"] += 1
+                dropped[first] += 1
                 continue
             if t > s.action.t[-1] + dt / 2:
                 lt = last_t
                 for u in steps_t[k:]:  # the steps that thinning would have kept
                     if u >= lt + dt - 1e-3:
-                        dropped["after the last command"] += 1
+                        dropped[last] += 1
                         lt = u
                 break
         ii = -1
         if use_images:
             ii = _nearest(s.image_t, t)
             if abs(s.image_t[ii] - t) > dt / 2:
-                dropped["without an image within dt/2"] += 1
+                dropped[no_img] += 1
                 continue
         action = s.action.v[ia] if commands else None
         if s.gripper is not None:
@@ -165,9 +170,9 @@ def streams_to_episode(
             for a, g in zip(actions, gripper_cmd, strict=False):
                 a[-1] = g
         states, pcs, imgs = states[:n], pcs[:n], imgs[:n]
-        dropped[f"at the end (action = state {action_lag} step(s) later)"] = action_lag
+        dropped[f"step(s) at the end (action = state {action_lag} step(s) later)"] = action_lag
     if notes is not None:
-        notes += [f"{c} step(s) {why} dropped" for why, c in dropped.items() if c]
+        notes += [f"{c} {what} dropped" for what, c in dropped.items() if c]
     if imgs and len({im.shape for im in imgs}) > 1:
         raise ValueError("images change size within the bag; pass --image-shape H W")
     return Episode(
