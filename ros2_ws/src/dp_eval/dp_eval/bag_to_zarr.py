@@ -4,30 +4,58 @@ One bag = one episode (record one bag per demonstration; ``dp_sim.record_demos``
 is read with the one bag stack, ``dp_common.bags`` (the `rosbags` library; no rosbag2_py needed)::
 
     steps   = clouds on --cloud-topic, thinned to at least --dt apart (time t_k = cloud stamp)
-    point_cloud[k] = dp_perception.core.preprocess_cloud(cloud_k, transform world<-camera)
+    point_cloud[k] = dp_perception.core.preprocess_cloud(cloud_k, transform target<-cloud at t_k)
     state[k]       = --state-topic (JointState) interpolated at t_k, columns = --joints
                      [+ --gripper-joint]; every joint from the messages that carry its name (an arm
                      and a gripper driver may publish joint_states separately)
-    action[k]      = the newest --action-topic (JointState) command stamped <= t_k + dt/2
-                     (the target commanded right after observation k), columns = --joints
-                     [+ the gripper: the newest --gripper-command-topic value (Float64MultiArray,
-                     one value, bag time) at <= t_k + dt/2, held between commands as the hand
-                     holds it; without that option the --action-topic JointState carrying the
-                     --gripper-joint name]
+    action[k]      = --action-from command (default): the newest --action-topic (JointState)
+                     command stamped <= t_k + dt/2 (the target commanded right after observation
+                     k), columns = --joints [+ the gripper: the newest --gripper-command-topic value
+                     (Float64MultiArray, one value, bag time) at <= t_k + dt/2, held between
+                     commands as the hand holds it; without that option the --action-topic
+                     JointState carrying the --gripper-joint name]
+                   = --action-from joint_states (kinesthetic teaching, no command topic):
+                     state[k + K], K = --action-lag (default 1; DP / DP3's convention for such
+                     data), every state column [the gripper's too, i.e. its future finger state;
+                     with --gripper-command-topic the gripper column is the command as above].
+                     The last K steps of every episode are dropped (they have no future state).
 
-Steps before the first arm command are dropped; a step without an earlier gripper command is an
-error naming the bag, topic and time (record the gripper command from the start). Gripper
-demonstrations, e.g. from ``dp_sim.record_demos --task lift``::
+Steps before the first arm command (or after the last) and steps without an image are dropped;
+every dropped step is logged and counted in the summary's "trimmed", every skipped episode in
+"skipped". A step without an earlier gripper command is an error naming the bag, topic and time
+(record the gripper command from the start). Gripper demonstrations, e.g. from
+``dp_sim.record_demos --task lift``::
 
     python -m dp_eval.bag_to_zarr demos_lift/ --out data/lift.zarr --perception-config perception.yaml \\
         --gripper-joint panda_finger_joint1 --gripper-command-topic /gripper_controller/commands
+
+Kinesthetic demonstrations (the arm moved by hand; only joint_states and the camera recorded)::
+
+    python -m dp_eval.bag_to_zarr demos/ --out data/kin.zarr --action-from joint_states \\
+        --gripper-joint panda_finger_joint1
+
+Bad recordings are errors naming the bag, topic and time, before anything is converted: a
+missing topic (the message lists the topics the bag has) or joint, stamps that go backwards on a
+topic (per joint on a joint-state topic), a gap longer than --max-gap x --dt (default 3) in any
+stream (a gripper command topic, which only carries changes, is not gap-checked), non-finite
+joint positions. ``--report`` checks the bags instead of converting them (no --out needed; clouds
+and images are not decoded): one line per episode with its length (s), steps, the rate of every
+topic (Hz) and its problems or OK (dropped steps in brackets), then a summary; exit code 0 when
+every episode is good, 2 otherwise::
+
+    python -m dp_eval.bag_to_zarr demos/ --report --action-from joint_states
 
 The seed of an episode (meta/episode_seeds, and the perception's sampling seed) is the ``seed`` in
 the bag's --status-topic JSON when present (simulator bags), else the bag's index; its
 ``expert_target`` (the goal a bimodal expert chose) goes to meta/episode_target (else -1).
 
-The world <- camera transform comes from /tf_static in the bag (a single static transform from
---target-frame to the cloud's frame), or from --camera-transform x y z qx qy qz qw. The crop box,
+The target <- camera transform (target = the perception's target_frame) is looked up at each
+cloud's stamp in the TF tree of the bag's /tf and /tf_static (dp_eval.core.tf_tree): chains of
+any length (world -> base -> ... -> camera_depth_optical_frame), dynamic transforms interpolated
+in time (linear translation, slerp rotation), static ones valid at any time. A cloud whose
+transform cannot be resolved -- no path between the frames, or a dynamic transform with no sample
+within --tf-tolerance (default 0.02 s) of the stamp -- is an error naming the bag, frames and
+time. --camera-transform x y z qx qy qz qw overrides the bag's TF (a fixed camera). The crop box,
 voxel size and ``num_points`` come from --perception-config (a perception_node parameter file;
 default: PerceptionConfig's defaults, as in dp_perception's config/perception.yaml) and
 --perception key=value. Example::
@@ -67,8 +95,12 @@ from pathlib import Path
 import numpy as np
 
 from dp_common.cli import add_image_shape_argument, config_params
+from dp_common.msgs import s_to_ns
+from dp_eval.bag_report import ACTION_FROM, check_action_args, cloud_transform, report
 from dp_eval.bag_streams import read_bag
 from dp_eval.core.alignment import MissingColumnError, streams_to_episode
+from dp_eval.core.checks import streams_problems
+from dp_eval.core.tf_tree import TfLookupError
 from dp_policy.core.dataset import ZarrEpisodeWriter
 
 logger = logging.getLogger(__name__)
@@ -93,6 +125,10 @@ def convert(
     gripper_joint: str = "",
     gripper_command_topic: str = "",
     status_topic: str = STATUS_TOPIC,
+    action_from: str = "command",
+    action_lag: int = 1,
+    max_gap: float = 3.0,
+    tf_tolerance: float = 0.02,
 ) -> dict:
     """Convert bags (one episode each) into one zarr at `out`; returns a summary.
 
@@ -105,9 +141,19 @@ def convert(
     has one (simulator bags), else the bag's index; its ``expert_target`` (which goal the expert
     chose) goes to meta/episode_target (-1 when absent).
 
+    ``action_from="joint_states"``: no command topic; action[k] = the state ``action_lag`` steps
+    later, and the last ``action_lag`` steps of every episode are dropped. ``max_gap``: the longest
+    allowed gap in any stream, in steps of ``dt``. ``tf_tolerance`` (s): how far beyond its samples
+    a dynamic transform (/tf) may be used. Steps that are dropped are logged and listed in the
+    summary's ``trimmed``; skipped episodes in ``skipped``.
+
     Raises:
-        ValueError: bad arguments, a missing topic or joint, a step without a gripper command.
+        ValueError: bad arguments, a missing topic or joint, a step without a gripper command, a bad
+            recording (stamps out of order, a gap, non-finite joints) or a cloud whose transform
+            cannot be resolved at its stamp.
     """
+    check_action_args(action_from, action_lag, max_gap, tf_tolerance)
+    commands = action_from == "command"
     joints = list(joints or DEFAULT_JOINTS)
     if gripper_joint in joints:
         raise ValueError(f"gripper joint {gripper_joint!r} is also in joints {joints}; give it once")
@@ -130,11 +176,12 @@ def convert(
         "dt": dt,
         "joint_names": joints + ([gripper_joint] if gripper_joint else []),
         "action_space": "joint_position",
+        "action_from": action_from if commands else f"joint_states (lag {action_lag} steps)",
         "perception_config": pcfg,
         "topics": {
             "cloud": cloud_topic,
             "state": state_topic,
-            "action": action_topic,
+            "action": action_topic if commands else "",
             "image": image_topic,
             "gripper_command": gripper_command_topic,
             "status": status_topic,
@@ -149,31 +196,36 @@ def convert(
         from tqdm import tqdm
 
         iterator = tqdm(bags, desc="bags", unit="bag")
-    skipped = []
+    skipped, trimmed = [], {}
     try:
         for i, bag in enumerate(iterator):
-            s = read_bag(bag, cloud_topic, state_topic, action_topic, joints, image_topic, image_shape,
-                         gripper_joint, gripper_command_topic, status_topic)  # fmt: skip
-            tf = camera_transform
-            if tf is None and cloud_topic:
-                frame = s.cloud_frame.lstrip("/")
-                tf = np.eye(4) if frame == target else s.transforms.get((target, frame))
-            if tf is None and cloud_topic:
-                raise ValueError(
-                    f"{bag}: no static transform {target} -> {s.cloud_frame} in /tf_static; "
-                    "pass --camera-transform"
-                )
+            s = read_bag(bag, cloud_topic, state_topic, action_topic if commands else "", joints, image_topic,
+                         image_shape, gripper_joint, gripper_command_topic, status_topic,
+                         tf_tolerance_ns=s_to_ns(tf_tolerance))  # fmt: skip
+            problems = streams_problems(s, dt, max_gap, str(bag))
+            if problems:
+                raise ValueError("bad recording (see --report):\n  " + "\n  ".join(problems))
             seed = i if s.seed is None else s.seed
+            notes: list[str] = []
             try:
-                writer.add(streams_to_episode(s, preprocess, tf, dt, seed, bool(image_topic), str(bag)))
-            except MissingColumnError:
+                tf = cloud_transform(s, target, camera_transform) if cloud_topic else None
+                ep = streams_to_episode(s, preprocess, tf, dt, seed, bool(image_topic), str(bag),
+                                        0 if commands else action_lag, notes)  # fmt: skip
+            except (MissingColumnError, TfLookupError):
                 raise
             except ValueError as exc:
                 logger.warning("skipping %s: %s", bag, exc)
                 skipped.append(str(bag))
+                continue
+            writer.add(ep)
+            for note in notes:
+                logger.info("%s: %s", bag, note)
+            if notes:
+                trimmed[str(bag)] = notes
     finally:
         writer.close()
-    return {"episodes": len(writer.episode_ends), "steps": writer.total, "skipped": skipped}
+    n = len(writer.episode_ends)
+    return {"episodes": n, "steps": writer.total, "skipped": skipped, "trimmed": trimmed}
 
 
 def main(
@@ -197,7 +249,7 @@ def main(
         description=__doc__, epilog=epilog or None, formatter_class=argparse.RawTextHelpFormatter
     )
     ap.add_argument("bags", nargs="+", help="bag directories (or a folder holding them)")
-    ap.add_argument("--out", required=True, help="output zarr directory (overwritten)")
+    ap.add_argument("--out", default="", help="output zarr directory (overwritten); needed unless --report")
     ap.add_argument("--dt", type=float, default=0.1, help="step period (s)")
     ap.add_argument("--cloud-topic", default="/camera/points", help='PointCloud2 topic; "" = image-only data')
     ap.add_argument(
@@ -232,7 +284,37 @@ def main(
         + (f" (default: {perception_config})" if perception_config else " (default: PerceptionConfig's)"),
     )
     ap.add_argument("--perception", nargs="*", default=[], help="PerceptionConfig key=value")
-    ap.add_argument("--camera-transform", nargs=7, type=float, default=None)
+    ap.add_argument(
+        "--camera-transform",
+        nargs=7,
+        type=float,
+        default=None,
+        metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
+        help="fixed target_frame <- cloud frame transform (overrides the bag's /tf and /tf_static)",
+    )
+    ap.add_argument(
+        "--action-from",
+        choices=ACTION_FROM,
+        default="command",
+        help="command: --action-topic commands; joint_states: the state --action-lag steps later\n"
+        "(kinesthetic teaching: no command topic; the last --action-lag steps are dropped)",
+    )
+    ap.add_argument("--action-lag", type=int, default=1, help="steps (K) for --action-from joint_states")
+    ap.add_argument(
+        "--max-gap", type=float, default=3.0, help="longest allowed gap in any stream, in steps of --dt"
+    )
+    ap.add_argument(
+        "--tf-tolerance",
+        type=float,
+        default=0.02,
+        help="s a dynamic /tf transform may be used beyond its first / last sample",
+    )
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="check the bags instead of converting: one line per episode + a summary;\n"
+        "exit code 0 if all are good, 2 if any has a problem (--out is not needed)",
+    )
     ap.set_defaults(**(defaults or {}))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -253,6 +335,13 @@ def main(
             **(perception_defaults or {}),
             **config_params(args.perception_config, PerceptionConfig, args.perception),
         }
+        if args.report:
+            target = PerceptionConfig(**perception).target_frame
+            return report(bags, args.dt, args.cloud_topic, args.state_topic, args.action_topic, args.joints,
+                          args.image_topic, args.gripper_joint, args.gripper_command_topic, target, tf,
+                          args.action_from, args.action_lag, args.max_gap, args.tf_tolerance)  # fmt: skip
+        if not args.out:
+            raise ValueError("--out is required (the output zarr) unless --report")
         summary = convert(
             bags,
             Path(args.out),
@@ -268,6 +357,10 @@ def main(
             gripper_joint=args.gripper_joint,
             gripper_command_topic=args.gripper_command_topic,
             status_topic=args.status_topic,
+            action_from=args.action_from,
+            action_lag=args.action_lag,
+            max_gap=args.max_gap,
+            tf_tolerance=args.tf_tolerance,
         )
     except (ValueError, ImportError) as exc:
         print(f"bag_to_zarr: {exc}", file=sys.stderr)

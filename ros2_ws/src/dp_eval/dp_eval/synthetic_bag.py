@@ -25,7 +25,13 @@ from dp_common.msgs.cloud import build_cloud
 from dp_common.msgs.image import build_image
 from dp_common.msgs.joint_state import build_joint_state
 from dp_common.msgs.transform import build_tf, build_transform
-from dp_eval.core.synthetic import CAMERA_FRAME, JOINT_NAMES, joint_trajectory
+from dp_eval.core.synthetic import (
+    CAMERA_FRAME,
+    JOINT_NAMES,
+    joint_trajectory,
+    wrist_link_pose,
+    wrist_static_transforms,
+)
 
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 GRIPPER_TOPIC = "gripper_controller/commands"
@@ -59,6 +65,9 @@ def write_synthetic_bag(
     t0_s: float = 1.0,
     gripper: bool = False,
     gripper_command_times: tuple[float, ...] | None = None,
+    wrist_camera: bool = False,
+    tf_hz: float = 50.0,
+    edit=None,
 ) -> dict:
     """Writes a synthetic demonstration bag; returns a description (topics, counts, transform).
 
@@ -67,6 +76,12 @@ def write_synthetic_bag(
     sensor time, which is also the bag time. ``images``: also ``camera/image``, the same camera's
     (height, width) colors as bgr8 (as many RGB-D drivers publish them), stamped with the cloud.
     ``gripper``: the hand's joint_states and gripper commands (see the module docstring).
+    ``wrist_camera``: the camera rides on the wrist (:data:`dp_eval.core.synthetic.WRIST_FRAMES`):
+    /tf_static carries the chain's static edges and /tf base -> wrist_link at ``tf_hz``, sampled
+    between the cloud stamps (from t0_s - 0.09 s to 0.09 s after the last message), with
+    :func:`~dp_eval.core.synthetic.wrist_link_pose` at (stamp - t0_s); the camera's true pose at a
+    cloud is ``wrist_camera_pose(stamp_s - t0_s)``. ``edit(msgs, types) -> msgs`` may change the
+    (bag time s, topic, message) list before it is written (bad recordings for tests).
     """
     from dp_perception.core.synthetic import tabletop_cloud
 
@@ -124,9 +139,20 @@ def write_synthetic_bag(
             for t in np.arange(0, episode_s, 0.5):
                 status = json.dumps({"seed": 100 + e, "time": round(float(t), 3), "success": False})
                 msgs.append((t_start + t, "sim/episode_status", String(data=status)))
-        msgs.sort(key=lambda m: m[0])
         tf_ns = s_to_ns(t0_s - 0.5)
-        tf_msg = build_tf([build_transform(tf_ns, "world", CAMERA_FRAME, transform, types)], types)
+        statics = {("world", CAMERA_FRAME): transform}
+        if wrist_camera:
+            statics = wrist_static_transforms()
+            w.add_topic("/tf", "tf2_msgs/msg/TFMessage")
+            t_end = t0_s + episodes * (episode_s + gap_s) - gap_s + 0.09
+            for i in range(int((t_end - t0_s + 0.09) * tf_hz) + 1):
+                t = t0_s - 0.09 + i / tf_hz
+                edge = build_transform(s_to_ns(t), "base", "wrist_link", wrist_link_pose(t - t0_s), types)
+                msgs.append((t, "/tf", build_tf([edge], types)))
+        msgs.sort(key=lambda m: m[0])
+        if edit is not None:
+            msgs = edit(msgs, types)
+        tf_msg = build_tf([build_transform(tf_ns, p, c, m, types) for (p, c), m in statics.items()], types)
         w.write("/tf_static", tf_ns, tf_msg)
         for t, topic, msg in msgs:
             w.write(topic, s_to_ns(t), msg)

@@ -19,6 +19,8 @@ SRC = pathlib.Path(__file__).resolve().parents[2]
 def test_core_does_not_import_rclpy():
     code = (
         "import sys, dp_eval.core, dp_eval.core.episodes, dp_eval.core.report, dp_eval.core.synthetic\n"
+        "import dp_eval.core.tf_tree, dp_eval.core.checks, dp_eval.core.alignment\n"
+        "assert 'rosbags' not in sys.modules, 'core imported rosbags'\n"
         "assert 'rclpy' not in sys.modules, 'core imported rclpy'\n"
     )
     paths = [str(p) for p in SRC.iterdir() if (p / "setup.py").exists()]

@@ -86,3 +86,44 @@ def make_checkpoint(
         stats["point_cloud"] = pts
     norm = Normalizer.fit(stats)
     return save_checkpoint(path, cfg, model, norm, extra={"note": "untrained synthetic checkpoint"})
+
+
+# A camera on the wrist, as a lab's TF tree has it: world -> base (static) -> wrist_link (dynamic,
+# /tf) -> camera_link -> camera_depth_frame -> camera_optical_frame (static, /tf_static).
+WRIST_FRAMES = ("world", "base", "wrist_link", "camera_link", "camera_depth_frame", CAMERA_FRAME)
+
+
+def _pose(xyz, rotvec) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    m = np.eye(4)
+    m[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
+    m[:3, 3] = xyz
+    return m
+
+
+def wrist_static_transforms() -> dict[tuple[str, str], np.ndarray]:
+    """{(parent, child): (4, 4) parent <- child} of the wrist chain's static edges."""
+    w, b, link, cam, depth, opt = WRIST_FRAMES
+    return {
+        (w, b): _pose([0.1, -0.2, 0.05], [0.0, 0.0, 0.3]),
+        (link, cam): _pose([0.05, 0.0, 0.08], [0.0, -0.4, 0.0]),
+        (cam, depth): _pose([0.0, 0.015, 0.0], [0.0, 0.0, 0.0]),
+        (depth, opt): _pose([0, 0, 0], [0, 0, -np.pi / 2]) @ _pose([0, 0, 0], [-np.pi / 2, 0, 0]),
+    }
+
+
+def wrist_link_pose(t) -> np.ndarray:
+    """(4, 4) base <- wrist_link at time t (s): constant linear velocity, and a constant rate about a
+    fixed axis (so TF's linear + slerp interpolation between samples is exact)."""
+    t = float(t)
+    tilt = _pose([0.0, 0.0, 0.0], [0.3, 0.2, 0.0])
+    spin = _pose([0.4 + 0.1 * t, -0.05 * t, 0.5 - 0.08 * t], [0.0, 0.0, 0.7 * t])
+    return spin @ tilt
+
+
+def wrist_camera_pose(t) -> np.ndarray:
+    """(4, 4) world <- camera_optical_frame at time t (s) of the wrist chain."""
+    st = wrist_static_transforms()
+    w, b, link, cam, depth, opt = WRIST_FRAMES
+    return st[(w, b)] @ wrist_link_pose(t) @ st[(link, cam)] @ st[(cam, depth)] @ st[(depth, opt)]
