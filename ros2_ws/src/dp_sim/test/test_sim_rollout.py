@@ -41,6 +41,29 @@ def test_oracle_lifts_the_cube_through_the_control_core(tmp_path, capsys):
     assert np.nanmin(tr["grip_cmd"]) == 0.0 and np.nanmax(tr["grip_cmd"]) == pytest.approx(GRIPPER_MAX_M)
     assert "success_rate 1.000 (1/1)" in capsys.readouterr().out
 
+    # grasp_report on the oracle's trace: aligned with the cube, centred, one clean close
+    from dp_sim import grasp_report
+
+    (row,) = grasp_report.report(tmp_path)
+    assert row["closed"] and row["changes"] == 1 and row["max_lift_cm"] >= 10.0
+    assert np.hypot(*row["offset_cm"]) < 1.0 and abs(row["yaw_error_deg"]) < 2.0
+    # the same trace with the wrist (joint 7, vertical when the hand points down) turned by 0.5 rad:
+    # the report sees a hand turned by ~0.5 rad against the cube (28.6 deg, wrapped into +-45), the
+    # other way round: joint 7's axis points down
+    turned = dict(tr)
+    turned["q"] = tr["q"].copy()
+    turned["q"][:, 6] += 0.5
+    err = grasp_report.GraspAnalyzer().episode(turned)["yaw_error_deg"]
+    expected = np.degrees(grasp_report._wrap_quarter(np.radians(row["yaw_error_deg"]) - 0.5))
+    assert abs(err - expected) < 3.0 and abs(err) > 20.0
+    # a hand that never closes
+    never = dict(tr, grip_cmd=np.full_like(tr["grip_cmd"], GRIPPER_MAX_M))
+    assert grasp_report.GraspAnalyzer().episode(never) == {
+        "closed": False,
+        "changes": 0,
+        "max_lift_cm": pytest.approx(row["max_lift_cm"]),
+    }
+
 
 class _Silent:
     """A source that never produces a chunk (a policy that does nothing)."""

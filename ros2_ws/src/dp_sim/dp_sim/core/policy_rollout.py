@@ -59,6 +59,7 @@ class Trace:
     grip_cmd: list = field(default_factory=list)  # gripper command (m) or NaN
     tcp: list = field(default_factory=list)  # TCP position (3,)
     cube: list = field(default_factory=list)  # cube centre (3,) or NaN
+    cube_yaw: list = field(default_factory=list)  # cube yaw (rad) or NaN
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in vars(self).items()}
@@ -166,6 +167,7 @@ def run_policy_episode(
             tr.grip_cmd.append(np.nan if cmd is None or cmd.gripper is None else cmd.gripper)
             tr.tcp.append(scene.tcp_position())
             tr.cube.append(scene.cube_position() if scene.spec.gripper else np.full(3, np.nan))
+            tr.cube_yaw.append(scene.cube_yaw() if scene.spec.gripper else np.nan)
         scene.step(cfg.tick_s)
         k += 1
         if end_time is None and scene.success_time is not None:
