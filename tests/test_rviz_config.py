@@ -115,6 +115,11 @@ class ModuleScan:
         return f"{base}.{n.module}" if n.module else base
 
 
+# Modules whose publishers take their topic from a parameter (no literal to resolve): control_node's
+# controller commands (controller_preset / command_topic / gripper_topic, dp_control.core.presets).
+# rviz shows none of them; any other unresolved topic fails the scan.
+PARAMETER_TOPICS = {"ros2_ws/src/dp_control/dp_control/command_publishers.py"}
+
 _SCANS: dict[str, ModuleScan] = {}
 
 
@@ -150,6 +155,8 @@ def _publishers_in(scan: ModuleScan, node: str) -> list[Publisher]:
             topic = topic_node.value
         else:
             topic = _constant(scan, topic_node.id) if isinstance(topic_node, ast.Name) else None
+        if topic is None and scan.path.relative_to(ROOT).as_posix() in PARAMETER_TOPICS:
+            continue  # a topic chosen by a parameter, never shown in rviz (see PARAMETER_TOPICS)
         assert isinstance(topic, str), (
             f"{where}: topic {ast.unparse(topic_node)} does not resolve to a string"
         )
@@ -293,11 +300,8 @@ def test_scanner_finds_the_contract_publishers(published):
     assert {"camera/points", "dp/points", "dp/action_chunk", "dp/markers", "robot_description"} <= set(
         published
     )
-    assert {
-        "joint_trajectory_controller/joint_trajectory",
-        "gripper_controller/commands",
-        "diagnostics",
-    } <= set(published)
+    # (control_node's controller command topics come from parameters: PARAMETER_TOPICS)
+    assert "diagnostics" in published
     (points,) = published["dp/points"]
     assert points.node == "perception_node" and points.reliability == ReliabilityPolicy.BEST_EFFORT
     (desc,) = published["robot_description"]
