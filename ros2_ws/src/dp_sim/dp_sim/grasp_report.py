@@ -25,10 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _wrap_quarter(a: np.ndarray | float) -> np.ndarray:
-    """Angle (rad) wrapped into [-pi/4, pi/4): a square's faces repeat every 90 degrees."""
-    return (np.asarray(a) + np.pi / 4) % (np.pi / 2) - np.pi / 4
+from dp_sim.core.pick_expert import face_yaw
 
 
 def _yaw(rot: np.ndarray) -> float:
@@ -70,7 +67,7 @@ class GraspAnalyzer:
             t_close_s=float(trace["t"][i]),
             offset_cm=[float(100 * (c * d[0] - s * d[1])), float(100 * (s * d[0] + c * d[1]))],
             height_cm=float(100 * (tcp[2] - cube[2])),
-            yaw_error_deg=float(np.degrees(_wrap_quarter(hand_yaw - cube_yaw))),
+            yaw_error_deg=float(np.degrees(face_yaw(hand_yaw - cube_yaw))),
         )
         return out
 

@@ -54,7 +54,7 @@ def test_oracle_lifts_the_cube_through_the_control_core(tmp_path, capsys):
     turned["q"] = tr["q"].copy()
     turned["q"][:, 6] += 0.5
     err = grasp_report.GraspAnalyzer().episode(turned)["yaw_error_deg"]
-    expected = np.degrees(grasp_report._wrap_quarter(np.radians(row["yaw_error_deg"]) - 0.5))
+    expected = np.degrees(grasp_report.face_yaw(np.radians(row["yaw_error_deg"]) - 0.5))
     assert abs(err - expected) < 3.0 and abs(err) > 20.0
     # a hand that never closes
     never = dict(tr, grip_cmd=np.full_like(tr["grip_cmd"], GRIPPER_MAX_M))

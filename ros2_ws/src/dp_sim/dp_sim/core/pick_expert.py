@@ -30,6 +30,12 @@ from dp_sim.core.robot import GRIPPER_MAX_M, HOME_Q, PandaKinematics
 PHASES = ("approach", "pregrasp", "grasp", "lift", "transport", "lower", "release", "retreat")
 
 
+def face_yaw(a):
+    """Yaw (rad) wrapped into [-pi/4, pi/4): a square's faces repeat every 90 degrees, so this is the
+    smallest turn that lines the hand up with the nearest face (arrays work element-wise)."""
+    return (np.asarray(a) + np.pi / 4) % (np.pi / 2) - np.pi / 4
+
+
 def _rz(a: float) -> np.ndarray:
     c, s = np.cos(a), np.sin(a)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -84,7 +90,7 @@ class PickPlaceExpert:
         rng = np.random.default_rng([int(scene.seed), 7])
         self.target_index = int(rng.integers(len(lay.trays))) if len(lay.trays) > 1 else 0
         # the faces repeat every 90 deg: turn the hand by the smallest equivalent angle
-        self.grasp_yaw = float((yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+        self.grasp_yaw = float(face_yaw(yaw))
         z_grasp = max(h, 0.014)
         self.wp = {
             "approach": np.array([x, y, z + self.approach_height_m]),
