@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import math
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from dp_policy.core.dataset import save_zarr
 from dp_policy.core.synthetic import make_reach_dataset
 from dp_policy.core.train_config import TrainConfig, parse_duration
 from dp_policy.core.train_data import split_with_minimum
-from dp_policy.core.train_run import plan_horizon, prune_checkpoints
+from dp_policy.core.train_run import BudgetPlanner, plan_horizon, plan_schedule, prune_checkpoints
 from dp_policy.core.train_state import CosineWithWarmup
 from dp_policy.train import build_config, config_keys
 
@@ -61,6 +62,13 @@ def _state(run: Path) -> dict:
     return json.loads((run / "train_state" / "state.json").read_text())
 
 
+def _saved_schedule(meta: dict) -> CosineWithWarmup:
+    """The LR factor a saved train state continues with (warm-up 2 in these runs)."""
+    lam = CosineWithWarmup(2, meta["horizon"])
+    lam.anchor_step, lam.anchor_progress = meta["schedule_anchor"]
+    return lam
+
+
 # ---------------------------------------------------------------- pure parts
 
 
@@ -76,6 +84,44 @@ def test_parse_duration_and_budget_rule():
     assert plan_horizon(10, 0.5, 0.0, 10_000) == 11
     sched = CosineWithWarmup(10, 110)
     assert sched(5) == 0.5 and sched(10) == 1.0 and abs(sched(60) - 0.5) < 1e-9 and sched(110) == 0.0
+
+
+def _simulate_budget(budget: float, step_time, replan: bool) -> tuple[CosineWithWarmup, int, list[float]]:
+    """A run under ``budget`` seconds whose step takes ``step_time(wall)`` s: the planner as train uses it."""
+    lam = CosineWithWarmup(10, 10**6)
+    sched = types.SimpleNamespace(lr_lambdas=[lam])
+    planner = BudgetPlanner(budget, 0.0, 0)
+    wall, step, lrs = 0.0, 0, []
+    while wall < budget and step < lam.total:
+        wall += step_time(wall)
+        step += 1
+        if planner.due(wall, step) and (replan or planner.last_plan is None):
+            plan_schedule(sched, step, planner.seconds_per_step(wall, step), budget - wall, 10**6, 10, None,
+                          first=planner.last_plan is None)  # fmt: skip
+            planner.planned(wall, step)
+        lrs.append(lam(step))
+    return lam, step, lrs
+
+
+def test_budget_replans_when_the_load_changes():
+    # the machine gets twice as busy at 40% of a 1000 s budget (another job starts)
+    def slower(wall):
+        return 0.1 if wall < 400 else 0.2
+
+    once, steps, _ = _simulate_budget(1000.0, slower, replan=False)
+    assert once.progress(steps) < 0.8  # planned once at 5%: the budget cuts the cosine at ~72%
+    lam, steps, lrs = _simulate_budget(1000.0, slower, replan=True)
+    assert lam.progress(steps) > 0.97 and lrs[-1] < 0.01  # re-planned: annealed by the budget's end
+    post = lrs[20:]  # after the warm-up
+    assert max(abs(a - b) for a, b in zip(post, post[1:])) < 1e-3  # the LR bends, it never jumps
+    # ... and when it gets freer, the schedule stretches instead of ending early
+    lam, steps, lrs = _simulate_budget(1000.0, lambda w: 0.2 if w < 400 else 0.1, replan=True)
+    assert lam.progress(steps) > 0.97 and steps > 0.95 * (400 / 0.2 + 600 / 0.1)
+    # retarget keeps the value at the step and ends the cosine at the new horizon
+    sched = CosineWithWarmup(10, 110)
+    before = sched(60)
+    sched.retarget(60, 210)
+    assert abs(sched(60) - before) < 1e-12 and sched(210) == 0.0 and 0 < sched(150) < before
 
 
 def test_split_holds_out_one_episode_unless_off():
@@ -291,11 +337,12 @@ def test_sigterm_saves_and_resume_continues_the_same_schedule(tmp_path, zarr_pat
     ckpt = json.loads((run / "latest" / "config.json").read_text())["extra"]
     assert ckpt["step"] == step
     Policy.from_checkpoint(run / "latest", warmup=False)  # the checkpoint loads
-    # the LR at the saved step, from the saved schedule
-    lr_saved = 1e-4 * CosineWithWarmup(2, horizon)(step)
+    # the LR at the saved step, from the saved schedule (horizon and the anchor of its last re-plan)
+    lr_saved = 1e-4 * _saved_schedule(meta)(step)
     assert math.isclose(meta["sched"]["_last_lr"][0], lr_saved, rel_tol=1e-6)
 
-    # resume for a short while: the same horizon, training goes on from the saved step on the same curve
+    # resume for a short while: training goes on from the saved step and LR; the budget left is
+    # re-planned (the cosine bends, it does not restart)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     n0 = len(history.read_text().splitlines())
     deadline = time.monotonic() + 180
@@ -308,11 +355,12 @@ def test_sigterm_saves_and_resume_continues_the_same_schedule(tmp_path, zarr_pat
     assert proc.returncode == 0, err[-2000:]
     assert f"at epoch {meta['epoch']} step {step} (lr {lr_saved:.2e})" in err, err[-3000:]
     meta2 = _state(run)
-    assert meta2["horizon"] == horizon and meta2["step"] > step
+    assert meta2["step"] > step and meta2["horizon"] > step
+    assert math.isclose(meta2["sched"]["_last_lr"][0], 1e-4 * _saved_schedule(meta2)(meta2["step"]), rel_tol=1e-6)
     rows = [json.loads(ln) for ln in history.read_text().splitlines()][n0:]
     assert rows and rows[0]["step"] > step
-    for rec in rows:  # every epoch after the resume sits on the saved schedule
-        assert math.isclose(rec["lr"], 1e-4 * CosineWithWarmup(2, horizon)(rec["step"]), rel_tol=1e-6)
+    lrs = [lr_saved] + [rec["lr"] for rec in rows]  # after the resume the cosine goes on decaying
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(lrs, lrs[1:])), lrs
 
     # a larger horizon on resume is explicit and warned
     r = subprocess.run(

@@ -144,6 +144,15 @@ def test_hand_force_limit_and_speed():
         assert np.median(np.asarray(squeeze)) == pytest.approx(cfg_force, rel=0.05)
         assert peak_contact <= 1.05 * cfg_force
 
+        # an open command on the squeezed cube opens at once, at the hand's speed (the set-point
+        # starts from the fingers, it is not unwound from deep inside the cube first)
+        held = scene.gripper_opening
+        scene.set_gripper(GRIPPER_MAX_M)
+        scene.step(0.1)
+        assert scene.gripper_opening == pytest.approx(held + 0.05 * 0.1, abs=1.5e-3)
+        scene.step(0.4)
+        assert scene.gripper_opening > GRIPPER_MAX_M - 1e-3
+
         # finite speed: an empty hand closes at 0.1 m/s of width (0.05 m/s per finger)
         scene.reset(1)
         scene.set_gripper(0.0)

@@ -26,6 +26,7 @@ from dp_policy.core.model import DiffusionPolicyModel
 from dp_policy.core.train_config import TrainConfig, format_duration
 from dp_policy.core.train_data import TrainData
 from dp_policy.core.train_run import (
+    BudgetPlanner,
     StopRequest,
     disk_report,
     plan_schedule,
@@ -171,6 +172,7 @@ class TrainLoop:
         self.last_val = float("nan")
         self.last_line = time.monotonic()
         self.step0 = self.step  # step-time measurement for the budget planner: this invocation's steps
+        self.planner = BudgetPlanner(self.budget, self.prev_wall, self.step) if self.budget > 0 else None
         self.frac = 0.0  # fraction of a partial epoch done when a signal stopped the run
 
     def save_state(self, batch_in_epoch: int, rng_state: dict, extra_ckpt: dict) -> None:
@@ -196,10 +198,27 @@ class TrainLoop:
             reason = reason or ("stop" if flag.item() > 0 else "")
         return reason
 
-    def plan(self) -> None:
-        """Plan the LR horizon from the measured step time and the budget left."""
-        self.horizon = plan_schedule(self.sched, self.step, self.step_s(), self.budget - self.wall(),
-                                     self.cap, self.cfg.lr_warmup_steps, self.bar)  # fmt: skip
+    def maybe_plan(self) -> None:
+        """(Re-)plan the LR horizon from the recent step time and the budget left, when it is due.
+
+        The first plan once 5% of the budget has passed, then every 2% (:class:`BudgetPlanner`); with
+        several ranks the decision is taken at the same steps on all of them (every 25 steps).
+        """
+        if self.budget <= 0 or self.planner is None or (self.world > 1 and self.step % 25):
+            return
+        wall = self.wall()
+        due = self.planner.due(wall, self.step)
+        if self.world > 1:
+            flag = torch.tensor([1.0 if due else 0.0])
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            due = flag.item() > 0
+        if not due:
+            return
+        first = not self.planned and self.planner.last_plan is None
+        self.horizon = plan_schedule(self.sched, self.step, self.planner.seconds_per_step(wall, self.step),
+                                     self.budget - wall, self.cap, self.cfg.lr_warmup_steps, self.bar,
+                                     first=first, world=self.world)  # fmt: skip
+        self.planner.planned(wall, self.step)
         self.planned = True
 
     def loop(self, stop: StopRequest) -> None:
@@ -253,12 +272,7 @@ class TrainLoop:
             if self.bar is not None:
                 self.bar.update(1)
                 self.bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=self.epoch)
-            if (
-                not self.planned
-                and self.step - self.step0 >= 50
-                and self.wall() - self.prev_wall >= 0.05 * self.budget
-            ):
-                self.plan()
+            self.maybe_plan()
             # A signal stops here; the budget too, but finishes like a normal end (validation, checkpoint).
             self.stop_reason = self.should_stop()
             if self.stop_reason:
@@ -294,8 +308,6 @@ class TrainLoop:
                 "train_wall_s": round(self.wall(), 1),
             }
             save_checkpoint(out_dir / "best", self.pcfg, self.ema_model, self.norm, extra)
-        if not self.planned and self.budget > 0 and self.wall() - self.prev_wall >= 0.05 * self.budget:
-            self.plan()
         self.history.append(rec)
         if self.callback is not None:
             self.callback(rec)

@@ -63,13 +63,62 @@ def plan_horizon(step: int, seconds_per_step: float, budget_left_s: float, cap: 
     """The budget rule: the cosine horizon is the step the run reaches when the budget ends.
 
     ``horizon = step + floor(0.97 * budget_left_s / seconds_per_step)`` (3% kept for the final
-    validation and checkpoint), capped by ``num_epochs`` / ``max_train_steps``. ``train`` plans once,
-    at the first epoch end or after 50 steps, whichever comes first, but not before 5% of the budget
-    has passed; ``seconds_per_step`` is the wall time per step measured until then, validation,
-    checkpoints and logging included. Until then the warm-up runs (it does not depend on the horizon).
+    validation and checkpoint), capped by ``num_epochs`` / ``max_train_steps``. ``train`` plans first
+    after 50 steps and 5% of the budget (until then the warm-up runs; it does not depend on the
+    horizon), then re-plans every 2% of the budget (:class:`BudgetPlanner`): a machine that gets
+    busier or freer part-way still ends its cosine at the budget's end instead of being cut mid-decay
+    or finishing early.
     """
     fit = int(0.97 * max(0.0, budget_left_s) / max(seconds_per_step, 1e-9))
     return max(step + 1, min(cap, step + fit))
+
+
+class BudgetPlanner:
+    """When to (re-)plan the LR horizon, and the step time to plan with.
+
+    The step time is measured over the recent ``window_frac`` of the budget (validation, checkpoints
+    and logging included; from the invocation's first step while less has passed), so a change of
+    load shows within minutes but one slow epoch end does not swing the plan.
+
+    Args:
+        budget_s: the wall-clock budget [s] (``max_train_time``).
+        wall0: training seconds before this invocation (a resumed run's), step0: its first step.
+        first_frac / every_frac / window_frac: first plan, re-plan period and measuring window as
+            fractions of the budget.
+    """
+
+    def __init__(self, budget_s: float, wall0: float, step0: int, *, first_frac: float = 0.05,
+                 every_frac: float = 0.02, window_frac: float = 0.10, min_steps: int = 50) -> None:  # fmt: skip
+        self.budget = float(budget_s)
+        self.first, self.every, self.window = first_frac * budget_s, every_frac * budget_s, window_frac * budget_s
+        self.min_steps = int(min_steps)
+        self.wall0, self.step0 = float(wall0), int(step0)
+        self.samples: list[tuple[float, int]] = [(float(wall0), int(step0))]
+        self.last_plan: float | None = None
+
+    def due(self, wall: float, step: int) -> bool:
+        """True when the horizon should be (re-)planned now (``wall``: training seconds of the run)."""
+        if self.budget <= 0 or step - self.step0 < self.min_steps:
+            return False
+        if self.last_plan is None:
+            return wall - self.wall0 >= self.first
+        return wall - self.last_plan >= self.every
+
+    def seconds_per_step(self, wall: float, step: int) -> float:
+        """Wall seconds per step over the recent window (at least the invocation so far if shorter)."""
+        ref = self.samples[0]
+        for w, s in self.samples:
+            if wall - w >= self.window and s < step:
+                ref = (w, s)
+        return (wall - ref[0]) / max(1, step - ref[1])
+
+    def planned(self, wall: float, step: int) -> None:
+        """Record a plan made at ``wall`` / ``step`` (a sample of the step time too)."""
+        self.last_plan = wall
+        self.samples.append((float(wall), int(step)))
+        # keep the newest sample older than the window, and everything newer
+        while len(self.samples) > 2 and wall - self.samples[1][0] >= self.window:
+            self.samples.pop(0)
 
 
 def prune_checkpoints(folder: Path, keep_last: int) -> list[Path]:
@@ -158,19 +207,39 @@ def tensorboard_writer(out_dir: Path | None):
     return SummaryWriter(str(out_dir / "tensorboard"))
 
 
-def plan_schedule(sched, step: int, s_per_step: float, budget_left: float, cap: int, warmup: int, bar) -> int:
-    """Set the LR schedule's horizon from the budget (:func:`plan_horizon`), log it; returns it."""
+def plan_schedule(sched, step: int, s_per_step: float, budget_left: float, cap: int, warmup: int, bar,
+                  *, first: bool = True, world: int = 1) -> int:  # fmt: skip
+    """Set the LR schedule's horizon from the budget (:func:`plan_horizon`), log it; returns it.
+
+    The first plan is logged; a re-plan (``first=False``) continues the cosine from its value now
+    (:meth:`~dp_policy.core.train_state.CosineWithWarmup.retarget`) and is logged when it moves the
+    horizon by more than 2%. With ``world > 1`` every rank takes the smallest rank's horizon.
+    """
     horizon = plan_horizon(step, s_per_step, budget_left, cap)
-    sched.lr_lambdas[0].total = horizon
+    if world > 1:
+        import torch
+
+        h = torch.tensor([float(horizon)])
+        torch.distributed.all_reduce(h, op=torch.distributed.ReduceOp.MIN)
+        horizon = int(h.item())
+    lam = sched.lr_lambdas[0]
+    old = lam.total
+    lam.retarget(step, horizon)
     if bar is not None:
         bar.total = horizon
         bar.refresh()
-    logger.info(
-        "budget: %.3f s/step measured -> LR schedule planned for %d steps (cosine reaches 0 in ~%s)%s",
-        s_per_step, horizon, format_duration((horizon - step) * s_per_step),
-        " (capped by num_epochs / max_train_steps)" if horizon == cap else "",
-    )  # fmt: skip
-    if warmup >= horizon:
+    if first:
+        logger.info(
+            "budget: %.3f s/step measured -> LR schedule planned for %d steps (cosine reaches 0 in ~%s)%s",
+            s_per_step, horizon, format_duration((horizon - step) * s_per_step),
+            " (capped by num_epochs / max_train_steps)" if horizon == cap else "",
+        )  # fmt: skip
+    elif abs(horizon - old) > 0.02 * max(1, old):
+        logger.info(
+            "budget: %.3f s/step now -> LR schedule re-planned from %d to %d steps (cosine reaches 0 in ~%s)",
+            s_per_step, old, horizon, format_duration((horizon - step) * s_per_step),
+        )  # fmt: skip
+    if first and warmup >= horizon:
         logger.warning(
             "lr_warmup_steps %d >= the %d steps the budget allows: lower lr_warmup_steps", warmup, horizon
         )

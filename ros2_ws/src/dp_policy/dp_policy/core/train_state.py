@@ -59,18 +59,36 @@ class CosineWithWarmup:
     """LR factor: linear warm-up to the base lr, then cosine decay to 0 at ``total`` steps.
 
     ``total`` (the schedule horizon) may be set after construction -- the wall-clock budget planner
-    of :func:`dp_policy.core.training.train` does once it has measured the step time -- and is saved
-    in the train state so that a resumed run continues the same schedule.
+    of :func:`dp_policy.core.training.train` does once it has measured the step time, and again
+    whenever the step time changes (:meth:`retarget`) -- and is saved in the train state (with the
+    anchor) so that a resumed run continues the same schedule.
+
+    The cosine's phase (0 after the warm-up, 1 at the end) runs linearly from ``anchor_progress`` at
+    ``anchor_step`` to 1 at ``total``; :meth:`retarget` moves the anchor to the current step so that a
+    new horizon bends the curve there without a jump in the LR.
     """
 
     def __init__(self, warmup: int, total: int) -> None:
         self.warmup, self.total = int(warmup), int(total)
+        self.anchor_step, self.anchor_progress = self.warmup, 0.0
+
+    def progress(self, step: int) -> float:
+        """The cosine's phase in [0, 1] at ``step`` (0 during the warm-up)."""
+        if step <= self.anchor_step:
+            return self.anchor_progress if step >= self.warmup else 0.0
+        span = max(1, self.total - self.anchor_step)
+        return min(1.0, self.anchor_progress + (1.0 - self.anchor_progress) * (step - self.anchor_step) / span)
+
+    def retarget(self, step: int, total: int) -> None:
+        """End the cosine at ``total`` instead, continuing from its value at ``step``."""
+        if step > self.warmup:
+            self.anchor_progress, self.anchor_step = self.progress(step), int(step)
+        self.total = int(total)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return float(step) / float(max(1, self.warmup))
-        progress = float(step - self.warmup) / float(max(1, self.total - self.warmup))
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * self.progress(step))))
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int):
@@ -108,6 +126,7 @@ def save_train_state(path: Path, model, ema: EMAModel | None, opt, sched, step: 
         "sched": sched.state_dict(),
         "np_rng": rng.bit_generator.state,
         "horizon": schedule_horizon(sched),
+        "schedule_anchor": [sched.lr_lambdas[0].anchor_step, sched.lr_lambdas[0].anchor_progress],
         **(extra or {}),
     }
     meta["sched"].pop("lr_lambdas", None)
@@ -155,6 +174,9 @@ def load_train_state(path: Path, model, ema: EMAModel | None, opt, sched, rng: n
     sched.load_state_dict(sched_state)
     if "horizon" in meta:
         sched.lr_lambdas[0].total = int(meta["horizon"])
+    if "schedule_anchor" in meta:
+        sched.lr_lambdas[0].anchor_step = int(meta["schedule_anchor"][0])
+        sched.lr_lambdas[0].anchor_progress = float(meta["schedule_anchor"][1])
     torch.set_rng_state(tensors["torch_rng"])
     rng.bit_generator.state = meta["np_rng"]
     return int(meta["step"]), int(meta["epoch"])
@@ -213,7 +235,8 @@ def resume_train_state(state_dir: Path, policy_config: dict, model, ema: EMAMode
         new_h = cap
         if budget_s > 0:
             new_h, planned = cap, False  # measured again in this invocation
-        sched.lr_lambdas[0].total = new_h
+        lam = sched.lr_lambdas[0]
+        lam.total, lam.anchor_step, lam.anchor_progress = new_h, lam.warmup, 0.0
         logger.warning(
             "reschedule=true: the LR schedule horizon changes from step %d to %s (lr jumps from %.2e to "
             "%.2e at step %d: a warm restart)", saved_h, new_h if planned else f"<= {new_h} (re-planned)",

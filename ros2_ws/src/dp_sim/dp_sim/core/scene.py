@@ -229,6 +229,11 @@ class SimScene(SceneCamera):
         max_move = 0.5 * self.cfg.gripper_speed_mps * h
         for _ in range(n):
             if self._grip_sp != self.gripper_cmd:
+                if self.gripper_cmd > self._grip_sp:
+                    # Opening starts from where the fingers are, as a gripper driver's new move does:
+                    # a set-point left deep inside a held object (the squeeze) is not unwound at the
+                    # hand's speed first, which held the object ~0.5 s after an open command.
+                    self._grip_sp = min(self.gripper_cmd, max(self._grip_sp, float(d.qpos[self._fadr].max())))
                 self._grip_sp += float(np.clip(self.gripper_cmd - self._grip_sp, -max_move, max_move))
                 d.ctrl[self._grip_act] = self._grip_sp
             mujoco.mj_step(m, d)
