@@ -14,6 +14,13 @@ SIM_EPISODES_lift := 1000
 SIM_EPISODES_place := 1000
 SIM_EPISODES ?= $(or $(SIM_EPISODES_$(TASK)),200)
 SIM_TRAIN_CONFIG := ros2_ws/src/dp_sim/config/train_sim_$(TASK).yaml
+# `make compare`: the shipped checkpoints of the task (the blind *_state_only baselines read no points),
+# plus the oracle; COMPARE_CL_ARGS go to every dp_sim.closed_loop run (e.g. --real-time-factor 1.0)
+COMPARE_CHECKPOINTS_reach := checkpoints/sim_reach_dp3 checkpoints/sim_reach_image_dp checkpoints/sim_reach_state_only
+COMPARE_CHECKPOINTS_lift := checkpoints/sim_lift_dp3 checkpoints/sim_lift_state_only
+COMPARE_CHECKPOINTS_place := checkpoints/sim_place_dp3 checkpoints/sim_place_state_only
+COMPARE_EPISODES ?= 20
+COMPARE_OUT ?= out/compare$(if $(filter-out reach,$(TASK)),/$(TASK))
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -39,10 +46,9 @@ demo: setup  ## closed-loop run of the whole pipeline on the embedded default
 eval: setup  ## closed-loop success rate of the shipped checkpoint over 50 held-out seeded episodes
 	@$(ENV) python -m dp_sim.closed_loop --episodes 50 --seed-start 10000 --out out/eval $(EVAL_ARGS)
 
-compare: setup  ## DP3, image DP, the blind baseline and the oracle on the same 20 seeded sim episodes (out/compare/)
-	@$(ENV) python -m dp_sim.compare --checkpoint checkpoints/sim_reach_dp3 \
-		--checkpoint checkpoints/sim_reach_image_dp --checkpoint checkpoints/sim_reach_state_only --oracle \
-		--episodes 20 --out out/compare $(COMPARE_ARGS)
+compare: setup  ## the task's DP3 (and image DP), the blind baseline and the oracle on the same 20 seeded sim episodes: make compare [TASK=lift|place] (out/compare/)
+	@$(ENV) python -m dp_sim.compare $(foreach c,$(COMPARE_CHECKPOINTS_$(TASK)),--checkpoint $(c)) --oracle \
+		--episodes $(COMPARE_EPISODES) --out $(COMPARE_OUT) $(COMPARE_ARGS) -- --task $(TASK) $(COMPARE_CL_ARGS)
 
 data: setup  ## simulator demonstrations (200 expert episodes, lift and place 1000, seeds from 0) as DP3 zarr: make data [TASK=lift|place]
 	@$(ENV) python -m dp_sim.make_dataset --task $(TASK) --out $(SIM_DATA) --episodes $(SIM_EPISODES) --seed-start 0
