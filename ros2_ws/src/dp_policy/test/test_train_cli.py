@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import math
 import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -113,7 +113,8 @@ def test_budget_replans_when_the_load_changes():
     lam, steps, lrs = _simulate_budget(1000.0, slower, replan=True)
     assert lam.progress(steps) > 0.97 and lrs[-1] < 0.01  # re-planned: annealed by the budget's end
     post = lrs[20:]  # after the warm-up
-    assert max(abs(a - b) for a, b in zip(post, post[1:])) < 1e-3  # the LR bends, it never jumps
+    # the LR bends, it never jumps
+    assert max(abs(a - b) for a, b in zip(post, post[1:], strict=False)) < 1e-3
     # ... and when it gets freer, the schedule stretches instead of ending early
     lam, steps, lrs = _simulate_budget(1000.0, lambda w: 0.2 if w < 400 else 0.1, replan=True)
     assert lam.progress(steps) > 0.97 and steps > 0.95 * (400 / 0.2 + 600 / 0.1)
@@ -356,11 +357,13 @@ def test_sigterm_saves_and_resume_continues_the_same_schedule(tmp_path, zarr_pat
     assert f"at epoch {meta['epoch']} step {step} (lr {lr_saved:.2e})" in err, err[-3000:]
     meta2 = _state(run)
     assert meta2["step"] > step and meta2["horizon"] > step
-    assert math.isclose(meta2["sched"]["_last_lr"][0], 1e-4 * _saved_schedule(meta2)(meta2["step"]), rel_tol=1e-6)
+    assert math.isclose(
+        meta2["sched"]["_last_lr"][0], 1e-4 * _saved_schedule(meta2)(meta2["step"]), rel_tol=1e-6
+    )
     rows = [json.loads(ln) for ln in history.read_text().splitlines()][n0:]
     assert rows and rows[0]["step"] > step
     lrs = [lr_saved] + [rec["lr"] for rec in rows]  # after the resume the cosine goes on decaying
-    assert all(b <= a * (1 + 1e-6) for a, b in zip(lrs, lrs[1:])), lrs
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(lrs, lrs[1:], strict=False)), lrs
 
     # a larger horizon on resume is explicit and warned
     r = subprocess.run(

@@ -87,10 +87,23 @@ class BudgetPlanner:
             fractions of the budget.
     """
 
-    def __init__(self, budget_s: float, wall0: float, step0: int, *, first_frac: float = 0.05,
-                 every_frac: float = 0.02, window_frac: float = 0.10, min_steps: int = 50) -> None:  # fmt: skip
+    def __init__(
+        self,
+        budget_s: float,
+        wall0: float,
+        step0: int,
+        *,
+        first_frac: float = 0.05,
+        every_frac: float = 0.02,
+        window_frac: float = 0.10,
+        min_steps: int = 50,
+    ) -> None:
         self.budget = float(budget_s)
-        self.first, self.every, self.window = first_frac * budget_s, every_frac * budget_s, window_frac * budget_s
+        self.first, self.every, self.window = (
+            first_frac * budget_s,
+            every_frac * budget_s,
+            window_frac * budget_s,
+        )
         self.min_steps = int(min_steps)
         self.wall0, self.step0 = float(wall0), int(step0)
         self.samples: list[tuple[float, int]] = [(float(wall0), int(step0))]

@@ -77,7 +77,9 @@ class CosineWithWarmup:
         if step <= self.anchor_step:
             return self.anchor_progress if step >= self.warmup else 0.0
         span = max(1, self.total - self.anchor_step)
-        return min(1.0, self.anchor_progress + (1.0 - self.anchor_progress) * (step - self.anchor_step) / span)
+        return min(
+            1.0, self.anchor_progress + (1.0 - self.anchor_progress) * (step - self.anchor_step) / span
+        )
 
     def retarget(self, step: int, total: int) -> None:
         """End the cosine at ``total`` instead, continuing from its value at ``step``."""
