@@ -114,11 +114,11 @@ def test_config_validates_marker_parameters():
 
 class Robot:
     """Test side: robot_description, joint_states (= last command + OFFSET), a chunk stream; records
-    every arm command it receives and every joint state it publishes, and the markers."""
+    every arm command control sends and every joint state it publishes, and the markers."""
 
     def __init__(self, context, control, urdf_xml: str):
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray, String
+        from std_msgs.msg import String
         from visualization_msgs.msg import MarkerArray
 
         from dp_common.qos import chunk_qos, latched_qos, reliable_qos
@@ -131,12 +131,15 @@ class Robot:
         self.js_pub = n.create_publisher(JointState, "joint_states", reliable_qos(50))
         self.chunk_pub = n.create_publisher(ActionChunk, "dp/action_chunk", chunk_qos())
         self.commands, self.states, self.markers = [], [], []
-        n.create_subscription(
-            Float64MultiArray,
-            "forward_position_controller/commands",
-            lambda m: self.commands.append(np.asarray(m.data, dtype=float)),
-            100,
-        )
+        # Every command control sends, taken where it is sent (a DDS subscriber could miss some: the
+        # command publisher keeps only the last sample).
+        send = control._commands.send
+
+        def record_and_send(cmd, t_now):
+            self.commands.append(cmd.positions.copy())
+            send(cmd, t_now)
+
+        control._commands.send = record_and_send
         n.create_subscription(MarkerArray, "dp/control_markers", self.markers.append, reliable_qos(10))
         self.t0 = self.now()
         self.chunk_id = 0
@@ -242,4 +245,35 @@ def test_no_markers_without_publish_markers(rclpy_context):
         assert control.markers is None
         assert not control.get_publishers_info_by_topic("/dp/control_markers")
     finally:
+        control.destroy_node()
+
+
+def test_unusable_model_turns_markers_off_and_the_loop_runs_on(rclpy_context, urdf):
+    """A marker_ee_frame that the URDF lacks: no markers, said on /diagnostics; control unaffected."""
+    from dp_control.control_node import ControlNode
+
+    params = {"autostart": True, "backend": "position", "controller_check_timeout_s": 0.2,
+              "marker_ee_frame": "no_such_link", "max_start_distance": 0.5}  # fmt: skip
+    control = ControlNode(
+        context=rclpy_context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+    )
+    robot = Robot(rclpy_context, control, urdf)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(control)
+    ex.add_node(robot.node)
+    try:
+
+        def markers_status() -> str:
+            return {v.key: v.value for v in control.diag.build_status().values}.get("markers", "")
+
+        assert spin_until(ex, lambda: markers_status().startswith("off:"), 10.0)
+        assert "'no_such_link' is not a frame of robot_description" in markers_status()
+        assert spin_until(ex, lambda: control.core.state == ControlState.RUNNING, 15.0)
+        n0 = len(robot.commands)
+        assert spin_until(ex, lambda: len(robot.commands) >= n0 + 20, 5.0)
+        spin_for(ex, 0.5)
+        assert not robot.markers
+    finally:
+        ex.shutdown()
+        robot.node.destroy_node()
         control.destroy_node()
