@@ -22,6 +22,11 @@ A UR arm likewise: ur_description's urdf/ur.urdf.xacro (ur_type:=ur5e), ur_movei
 and srdf/ur.srdf.xacro, moveit_group ur_manipulator, controller scaled_joint_trajectory_controller. The
 directory needs one .srdf (or .srdf.xacro), kinematics.yaml, joint_limits.yaml, a *controllers.yaml and
 <pipeline>_planning.yaml for each pipeline of moveit_py.yaml (dp_control's moveit_py.yaml when absent).
+
+TF and robot_description on the robot are the user's: franka_ros2's and ur_robot_driver's launch files
+start their own robot_state_publisher, so this file starts none unless robot_state_publisher:=true
+(for a driver that publishes only joint_states): then it publishes robot_description_file's URDF and
+the TF of its links, and must be the only robot_state_publisher of the arm.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dp_common.launcher import (
     NodeSpec,
     as_bool,
     fastdds_profile_env,
+    is_installed,
     launch_description,
     package_file,
 )
@@ -91,6 +97,12 @@ ARGUMENTS = [
         "backend:=moveit: URDF (or .xacro) of the arm, the same the robot publishes on robot_description "
         "('' = example-robot-data's Panda)",
     ),
+    LaunchArgument(
+        "robot_state_publisher",
+        "false",
+        "true: start robot_state_publisher with robot_description_file (robot_description + TF of the "
+        "arm's links) for a driver that publishes only joint_states; false: the robot's own TF tree",
+    ),
 ]
 
 
@@ -117,6 +129,26 @@ def moveit_node_parameters(args: dict) -> dict:
 
     return moveit_parameters(
         robot_description_text(args["robot_description_file"]), args["moveit_config_dir"] or None
+    )
+
+
+def robot_state_publisher_spec(args: dict, joint_remap: list) -> NodeSpec:
+    """robot_state_publisher of robot_description_file (required: the arm's own URDF, never a default)."""
+    if not args["robot_description_file"]:
+        raise ValueError(
+            "robot_state_publisher:=true needs robot_description_file:=/path/to/arm.urdf (or .xacro), "
+            "the URDF of the arm whose joint_states it turns into TF"
+        )
+    if not is_installed("robot_state_publisher", "robot_state_publisher"):
+        raise ValueError(
+            "robot_state_publisher:=true but robot_state_publisher is not installed "
+            "(apt install ros-$ROS_DISTRO-robot-state-publisher)"
+        )
+    return NodeSpec(
+        "robot_state_publisher",
+        "robot_state_publisher",
+        parameters=[{"robot_description": robot_description_text(args["robot_description_file"])}],
+        remappings=joint_remap,
     )
 
 
@@ -161,6 +193,8 @@ def node_specs(args: dict) -> list[NodeSpec]:
         ),
         NodeSpec("dp_control", "control_node", parameters=control_params, remappings=joint_remap, env=env),
     ]
+    if as_bool(args["robot_state_publisher"]):
+        specs.append(robot_state_publisher_spec(args, joint_remap))
     if as_bool(args["rviz"]):
         # rviz's camera cloud display follows the camera remapping of perception_node
         camera_remap = [("camera/points", args["camera_topic"])]

@@ -132,3 +132,104 @@ def test_fastdds_profile_is_loaded_once_without_xml_errors(tmp_path, monkeypatch
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
     assert launcher.fastdds_major_version() == 2
     assert list(launcher.fastdds_profile_env()) == ["FASTRTPS_DEFAULT_PROFILES_FILE"]
+
+
+def _fake_install(prefix: pathlib.Path, monkeypatch, *executables: tuple[str, str]) -> None:
+    """Executables in <prefix>/lib/<package>/ on AMENT_PREFIX_PATH, as a ROS install lays them out."""
+    import os
+
+    for package, executable in executables:
+        exe = prefix / "lib" / package / executable
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    monkeypatch.setenv(
+        "AMENT_PREFIX_PATH", os.pathsep.join([str(prefix), os.environ.get("AMENT_PREFIX_PATH", "")])
+    )
+
+
+TF_TOOLS = [("robot_state_publisher", "robot_state_publisher"), ("tf2_ros", "static_transform_publisher")]
+
+
+def test_sim_launch_starts_robot_state_publisher_and_static_tf_where_installed(tmp_path, monkeypatch):
+    import yaml
+
+    from dp_common.launcher import is_installed
+    from dp_sim.core.robot import find_panda_urdf
+    from dp_sim.sim_node import urdf_with_file_uris
+
+    path = ROOT / "launch" / "sim.launch.py"
+    assert not any(
+        s.package in ("robot_state_publisher", "tf2_ros")
+        for s in _specs(path, {"robot_state_publisher": "false"})
+    )
+    _fake_install(tmp_path, monkeypatch, *TF_TOOLS)
+    assert all(is_installed(*tool) for tool in TF_TOOLS)
+    specs = {s.node_name: s for s in _specs(path)}
+    rsp = specs["robot_state_publisher"]
+    assert find_executable(rsp.package, rsp.executable).is_relative_to(tmp_path)
+    params = {k: v for p in rsp.parameters for k, v in p.items()}
+    # the URDF sim_node publishes, on sim time; robot_description stays sim_node's alone
+    assert params == {"robot_description": urdf_with_file_uris(find_panda_urdf()), "use_sim_time": True}
+    assert rsp.remappings == [("robot_description", "robot_state_publisher/robot_description")]
+
+    def static_tf(spec):
+        a = spec.arguments
+        pose = [float(a[a.index(k) + 1]) for k in ("--x", "--y", "--z", "--qx", "--qy", "--qz", "--qw")]
+        return a[a.index("--frame-id") + 1], a[a.index("--child-frame-id") + 1], pose
+
+    assert static_tf(specs["world_to_base_tf"]) == ("world", "panda_link0", [0, 0, 0, 0, 0, 0, 1])
+    perception = yaml.safe_load(pathlib.Path(specs["perception_node"].parameters[1]).read_text())
+    camera = perception["/**"]["ros__parameters"]
+    assert static_tf(specs["world_to_camera_tf"]) == (
+        "world",
+        "camera_optical_frame",
+        camera["camera_to_target"],
+    )
+    # markers in world (= the robot base in the sim): drawn with or without TF
+    for node in ("policy_node", "control_node"):
+        assert specs[node].parameters[-1]["marker_frame"] == "world"
+    assert not any(
+        s.package in ("robot_state_publisher", "tf2_ros")
+        for s in _specs(path, {"robot_state_publisher": "false"})
+    )
+
+
+def test_sim_launch_without_robot_state_publisher_says_so(monkeypatch, caplog):
+    import logging
+
+    path = ROOT / "launch" / "sim.launch.py"
+    module = load_launch_file(path)
+    monkeypatch.setattr(module, "is_installed", lambda package, executable: False)
+    with caplog.at_level(logging.WARNING, logger="dp.sim.launch"):
+        specs = module.node_specs(parse_launch_args(module.ARGUMENTS, []))
+    assert {s.executable for s in specs} == {"sim_node", "perception_node", "policy_node", "control_node"}
+    assert "robot_state_publisher and tf2_ros not installed: no TF" in caplog.text
+    with pytest.raises(
+        ValueError, match=r"robot_state_publisher:=true but \['robot_state_publisher', 'tf2_ros'\]"
+    ):
+        module.node_specs(parse_launch_args(module.ARGUMENTS, ["robot_state_publisher:=true"]))
+    with pytest.raises(ValueError, match="must be auto, true or false"):
+        module.node_specs(parse_launch_args(module.ARGUMENTS, ["robot_state_publisher:=yes please"]))
+
+
+def test_robot_launch_uses_the_robots_tf_unless_asked(tmp_path, monkeypatch):
+    path = ROOT / "launch" / "robot.launch.py"
+    assert "robot_state_publisher" not in {s.executable for s in _specs(path)}
+    with pytest.raises(ValueError, match="needs robot_description_file"):
+        _specs(path, {"robot_state_publisher": "true"})
+    urdf = tmp_path / "arm.urdf"
+    urdf.write_text('<robot name="arm"><link name="base"/></robot>')
+    module = load_launch_file(path)
+    monkeypatch.setattr(module, "is_installed", lambda package, executable: False)
+    argv = ["checkpoint:=/tmp/ckpt", "robot_state_publisher:=true", f"robot_description_file:={urdf}"]
+    with pytest.raises(ValueError, match="robot_state_publisher is not installed"):
+        module.node_specs(parse_launch_args(module.ARGUMENTS, argv))
+    _fake_install(tmp_path / "ros", monkeypatch, TF_TOOLS[0])
+    specs = {
+        s.executable: s
+        for s in _specs(path, {"robot_state_publisher": "true", "robot_description_file": urdf})
+    }
+    rsp = specs["robot_state_publisher"]
+    assert rsp.parameters == [{"robot_description": urdf.read_text()}]
+    assert rsp.remappings == specs["control_node"].remappings  # the robot's joint_states topic

@@ -216,8 +216,8 @@ def published() -> dict[str, list[Publisher]]:
     for name, argv in LAUNCHES:
         module = load_launch_file(ROOT / "launch" / name)
         for spec in module.node_specs(parse_launch_args(module.ARGUMENTS, argv)):
-            if spec.package == "rviz2":
-                continue
+            if not (SRC / spec.package).is_dir():
+                continue  # rviz2, robot_state_publisher, static_transform_publisher: not dp nodes
             for pub in node_publishers(spec.package, spec.executable):
                 pub = dataclasses.replace(pub, topic=_remap(pub.topic, spec.remappings))
                 if pub not in by_topic.get(pub.topic, []):
@@ -307,6 +307,10 @@ def test_scanner_finds_the_contract_publishers(published):
     (desc,) = published["robot_description"]
     assert desc.durability == DurabilityPolicy.TRANSIENT_LOCAL and desc.depth == 1
     assert {p.node for p in published["dp/action_chunk"]} == {"policy_node", "oracle_node"}
+    # commanded vs measured end-effector paths (dp_control.control_markers)
+    (control_markers,) = published["dp/control_markers"]
+    assert control_markers.node == "control_node" and control_markers.msg_type.endswith("/MarkerArray")
+    assert control_markers.reliability == ReliabilityPolicy.RELIABLE and control_markers.depth == 1
 
 
 def test_scanner_agrees_with_a_running_node(rclpy_context, published):
@@ -327,7 +331,7 @@ def test_scanner_agrees_with_a_running_node(rclpy_context, published):
 def test_every_display_matches_its_publisher(config, published):
     displays = rviz_displays(config)
     topics = {str(d[DISPLAY_TYPES[d["Class"]][0]]["Value"]) for d in displays if d["Class"] in DISPLAY_TYPES}
-    assert {"camera/points", "dp/points", "dp/markers", "robot_description"} <= topics
+    assert {"camera/points", "dp/points", "dp/markers", "dp/control_markers", "robot_description"} <= topics
     assert rviz_problems(config, published) == []
 
 
@@ -343,11 +347,13 @@ def test_the_check_catches_wrong_displays(config, published):
     by_topic["robot_description"]["Description Topic"]["Durability Policy"] = "Volatile"
     by_topic["dp/markers"]["Topic"]["Value"] = "dp/commanded_path"
     by_topic["camera/points"]["Class"] = "rviz_default_plugins/Image"
+    by_topic["dp/control_markers"]["Topic"]["Reliability Policy"] = "Best Effort"
     problems = rviz_problems(bad, published)
     assert any("dp/points reliability 'Reliable'" in p for p in problems)
     assert any("robot_description durability 'Volatile'" in p for p in problems)
     assert any("no node of the launch files publishes dp/commanded_path" in p for p in problems)
     assert any("reads sensor_msgs/msg/Image" in p for p in problems)
+    assert any("dp/control_markers reliability 'Best Effort', publisher RELIABLE" in p for p in problems)
 
 
 def test_robot_launch_remaps_rviz_like_perception():

@@ -96,6 +96,16 @@ def find_executable(package: str, executable: str) -> pathlib.Path:
     )
 
 
+def is_installed(package: str, executable: str) -> bool:
+    """True when `find_executable` finds the executable (ament index or AMENT_PREFIX_PATH): how a
+    launch file decides whether to start a ROS tool that may be missing (robot_state_publisher, ...)."""
+    try:
+        find_executable(package, executable)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[4]
 
 

@@ -19,8 +19,11 @@ Thin wiring around ``dp_control.core.ControlCore``:
   publishes outside them.
 - publishers per backend and controller preset, and the gripper topic or GripperCommand action
   (``dp_control.command_publishers``);
+- ``dp/control_markers`` (``publish_markers``): commanded vs measured end-effector paths and the
+  gripper command for rviz (``dp_control.control_markers``; FK at ``marker_rate_hz`` in the
+  executor, the loop only records the tick's joint vectors);
 - ``/diagnostics``: state + reason, loop mode, rate, period error p50/p99, missed deadlines, chunk
-  age at use, clamps, rejected chunks, holds and why.
+  age at use, clamps, rejected chunks, holds and why, marker FK time.
 
 Safety: a tracking-error fault (|commanded - measured| > ``max_tracking_error``) is latched: the arm
 brakes to rest and holds, chunks are ignored, even after the error goes away, until ``~/enable``
@@ -60,6 +63,7 @@ from dp_control.backends import (
     moveit_remappings,
 )
 from dp_control.command_publishers import CommandPublishers
+from dp_control.control_markers import ControlMarkers
 from dp_control.controller_joints import ControllerJointsCheck
 from dp_control.conversions import chunk_msg_to_raw
 from dp_control.core import (
@@ -121,6 +125,7 @@ class ControlNode(Node):
         self._gate: ValidityGate | None = None
         # Benchmarks set this to a list to record (tick start [s, monotonic], callback duration [s]).
         self.tick_log: list[tuple[float, float]] | None = None
+        self.markers: ControlMarkers | None = None
 
         # Backend.
         self._joints_check: ControllerJointsCheck | None = None
@@ -150,6 +155,8 @@ class ControlNode(Node):
         self.create_subscription(JointState, "joint_states", self._on_joint_state, reliable_qos(50))
         self.create_subscription(String, "robot_description", self._on_robot_description, latched_qos())
         self.create_service(SetBool, "~/enable", self._on_enable)
+        # rviz: commanded vs measured end-effector paths (FK at marker_rate_hz, off the loop).
+        self.markers = ControlMarkers(self) if cfg.publish_markers else None
 
         if cfg.autostart:
             self.core.enable()
@@ -310,6 +317,8 @@ class ControlNode(Node):
                     cmd = None  # nothing invalid is sent; the controller keeps its last target
             snapshot = self._snapshot()
         self.last_command = cmd
+        if self.markers is not None:
+            self.markers.record(t_now, cmd, q)  # an append; FK runs in the marker timer
         if cmd is not None:
             self._commands.send(cmd, t_now)  # outside the lock: a blocking publish never stalls callbacks
         self._report(cmd, snapshot)

@@ -27,6 +27,7 @@ KNOWN_TYPES = {
     "dp/points": "sensor_msgs/msg/PointCloud2",
     "dp/action_chunk": "dp_msgs/msg/ActionChunk",
     "dp/markers": "visualization_msgs/msg/MarkerArray",
+    "dp/control_markers": "visualization_msgs/msg/MarkerArray",
     "joint_trajectory_controller/joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
     "forward_position_controller/commands": "std_msgs/msg/Float64MultiArray",
     "gripper_controller/commands": "std_msgs/msg/Float64MultiArray",

@@ -1,127 +1,25 @@
 """rviz markers of a predicted action chunk: the end-effector path via forward kinematics.
 
-`EndEffectorPath` (pinocchio, no ROS) maps joint-position rows to end-effector positions;
-`path_marker_array` wraps them in a visualization_msgs/MarkerArray (one LINE_STRIP plus a sphere
-at the "now" row). Both are optional: without pinocchio or a robot_description, no markers.
+`EndEffectorPath` (pinocchio, no ROS; ``dp_common.core.kinematics``, re-exported here) maps
+joint-position rows to end-effector positions; `path_marker_array` wraps them in a
+visualization_msgs/MarkerArray (one LINE_STRIP plus a sphere at the "now" row; builders in
+``dp_common.msgs.markers``). Both are optional: without pinocchio or a robot_description, no markers.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 
+from dp_common.core.kinematics import EndEffectorPath, urdf_root_link
+from dp_common.msgs.markers import line_strip_marker, marker_array, sphere_marker
+from dp_common.msgs.stamp import stamp_to_ns
 
-def urdf_root_link(urdf_xml: str) -> str:
-    """Name of the URDF's root link (the link that is no joint's child)."""
-    root = ET.fromstring(urdf_xml)
-    links = [link.get("name") for link in root.findall("link")]
-    children = {j.find("child").get("link") for j in root.findall("joint") if j.find("child") is not None}
-    roots = [name for name in links if name not in children]
-    if not roots:
-        raise ValueError("robot_description has no root link")
-    return roots[0]
-
-
-class EndEffectorPath:
-    """Forward kinematics of one frame of a URDF (pinocchio).
-
-    Args:
-        urdf_xml: robot_description text.
-        ee_frame: frame (link) whose origin is drawn; "" = the last link of the model.
-
-    Raises:
-        ImportError: pinocchio is not installed.
-        ValueError: the URDF does not parse or has no such frame.
-    """
-
-    def __init__(self, urdf_xml: str, ee_frame: str = ""):
-        import pinocchio as pin
-
-        self._pin = pin
-        try:
-            self.model = pin.buildModelFromXML(urdf_xml)
-        except Exception as exc:  # pinocchio raises plain RuntimeError/ValueError on bad XML
-            raise ValueError(f"robot_description does not parse as URDF: {exc}") from exc
-        self.data = self.model.createData()
-        self.root_link = urdf_root_link(urdf_xml)
-        bodies = [f.name for f in self.model.frames if f.type == pin.FrameType.BODY]
-        if not ee_frame:
-            if not bodies:
-                raise ValueError("robot_description has no links")
-            ee_frame = bodies[-1]
-        if not self.model.existFrame(ee_frame):
-            raise ValueError(f"ee_frame {ee_frame!r} is not a frame of robot_description; links: {bodies}")
-        self.ee_frame = ee_frame
-        self._frame_id = self.model.getFrameId(ee_frame)
-        # joint name -> (index in q, nq) for 1-dof joints (revolute/prismatic: nq 1; continuous: 2)
-        self._slots = {}
-        for jid in range(1, self.model.njoints):
-            joint = self.model.joints[jid]
-            if joint.nv == 1 and joint.nq in (1, 2):
-                self._slots[self.model.names[jid]] = (joint.idx_q, joint.nq)
-        self._q0 = pin.neutral(self.model)
-
-    def configuration(self, positions: Mapping[str, float]) -> np.ndarray:
-        """q vector from joint positions by name (others neutral)."""
-        q = self._q0.copy()
-        for name, value in positions.items():
-            slot = self._slots.get(name)
-            if slot is None:
-                continue
-            idx, nq = slot
-            if nq == 1:
-                q[idx] = value
-            else:
-                q[idx], q[idx + 1] = np.cos(value), np.sin(value)
-        return q
-
-    def positions(
-        self,
-        rows: np.ndarray,
-        joint_names: Sequence[str],
-        fixed: Mapping[str, float] | None = None,
-    ) -> np.ndarray:
-        """End-effector positions of each row.
-
-        Args:
-            rows: (T, A) joint positions, columns named by `joint_names` (rad / m).
-            joint_names: column names.
-            fixed: positions of other joints (e.g. current joint states), by name.
-
-        Returns:
-            (T, 3) positions of ee_frame in the root link frame, m.
-        """
-        pin = self._pin
-        base = dict(fixed or {})
-        out = np.empty((rows.shape[0], 3))
-        for t, row in enumerate(np.asarray(rows, dtype=float)):
-            base.update(zip(joint_names, row, strict=True))
-            q = self.configuration(base)
-            pin.forwardKinematics(self.model, self.data, q)
-            out[t] = pin.updateFramePlacement(self.model, self.data, self._frame_id).translation
-        return out
+__all__ = ["EndEffectorPath", "path_marker_array", "urdf_root_link"]
 
 
 def path_marker_array(points: np.ndarray, frame_id: str, stamp, ns: str = "dp_policy/predicted_path"):
     """MarkerArray: LINE_STRIP through `points` (T, 3) m and a sphere at points[0] ("now")."""
-    from geometry_msgs.msg import Point
-    from std_msgs.msg import ColorRGBA
-    from visualization_msgs.msg import Marker, MarkerArray
-
-    pts = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in points]
-    line = Marker(ns=ns, id=0, type=Marker.LINE_STRIP, action=Marker.ADD)
-    line.header.frame_id = frame_id
-    line.header.stamp = stamp
-    line.pose.orientation.w = 1.0
-    line.scale.x = 0.005
-    line.color = ColorRGBA(r=0.1, g=0.6, b=1.0, a=1.0)
-    line.points = pts
-    now = Marker(ns=ns, id=1, type=Marker.SPHERE, action=Marker.ADD)
-    now.header = line.header
-    now.pose.position = pts[0]
-    now.pose.orientation.w = 1.0
-    now.scale.x = now.scale.y = now.scale.z = 0.02
-    now.color = ColorRGBA(r=1.0, g=0.5, b=0.0, a=1.0)
-    return MarkerArray(markers=[line, now])
+    stamp_ns = stamp_to_ns(stamp)
+    line = line_strip_marker(points, frame_id, stamp_ns, ns, 0, (0.1, 0.6, 1.0, 1.0), 0.005)
+    now = sphere_marker(points[0], frame_id, stamp_ns, ns, 1, (1.0, 0.5, 0.0, 1.0), 0.02)
+    return marker_array([line, now])

@@ -321,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             f"handover:={args.handover}",
             f"policy_rate_hz:={args.policy_rate_hz}",
             "autostart:=false",
+            "robot_state_publisher:=false",  # headless: no TF for rviz, no extra processes in the loop
         ],
     )
     specs = launch.node_specs(values)

@@ -196,6 +196,29 @@ class ControlConfig:
         " it.",
         default=0.0005,
     )
+    publish_markers: bool = param(
+        "Publish dp/control_markers (visualization_msgs/MarkerArray) for rviz: the commanded and the"
+        " measured end-effector paths (forward kinematics of the 50 Hz commands and of joint_states;"
+        " needs robot_description and pinocchio) and the gripper command vs the measured opening.",
+        default=True,
+    )
+    marker_rate_hz: float = param(
+        "dp/control_markers rate [Hz]; forward kinematics runs at this rate on the ticks recorded since"
+        " the last marker, in the executor, never in the control loop.",
+        default=10.0,
+    )
+    marker_history_s: float = param(
+        "Length of the drawn end-effector paths [s] of control ticks.", default=3.0
+    )
+    marker_frame: str = param(
+        "frame_id of dp/control_markers: the robot's base frame ('' = robot_description's root link).",
+        default="",
+    )
+    marker_ee_frame: str = param(
+        "Link whose origin is drawn as the end effector ('' = robot_description's last link, e.g."
+        " panda_hand_tcp; fr3_hand_tcp for franka_description, tool0 for ur_description).",
+        default="",
+    )
 
     def __post_init__(self) -> None:
         if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
@@ -231,6 +254,16 @@ class ControlConfig:
         at_least(self, "executor_threads", 1)
         in_range(self, "realtime_priority", 0, 99)
         in_range(self, "gil_switch_interval_s", 0, 0.1)
+        positive(self, "marker_rate_hz", "marker_history_s")
+        if self.marker_history_ticks < 2:
+            raise ValueError(
+                f"marker_history_s * rate_hz must cover >= 2 control ticks. Got {self.marker_history_s} s"
+            )
+
+    @property
+    def marker_history_ticks(self) -> int:
+        """Points per drawn end-effector path (marker_history_s of control ticks)."""
+        return int(round(self.marker_history_s * self.rate_hz))
 
     @property
     def period_s(self) -> float:
