@@ -86,7 +86,8 @@ class StartPose:
         path = Path(cfg.start_srdf_file) if cfg.start_srdf_file else default_srdf_file()
         from dp_control.moveit_params import read_robot_description
 
-        q = srdf_group_state(read_robot_description(path), cfg.moveit_group, cfg.start_state_name, cfg.joint_names)
+        srdf = read_robot_description(path)
+        q = srdf_group_state(srdf, cfg.moveit_group, cfg.start_state_name, cfg.joint_names)
         return q, cfg.start_state_name, f"SRDF group_state {cfg.start_state_name!r} ({path.name})"
 
 
@@ -104,7 +105,9 @@ class MoveItStartMover:
         self.checker = checker
         self.thread: threading.Thread | None = None
 
-    def plan_and_execute(self, joint_names: Sequence[str], goal: np.ndarray, name: str | None) -> tuple[bool, str]:
+    def plan_and_execute(
+        self, joint_names: Sequence[str], goal: np.ndarray, name: str | None
+    ) -> tuple[bool, str]:
         """Blocking: plan to the named state (or ``goal``) and execute. Returns (ok, message)."""
         ck = self.checker
         component = ck.moveit.get_planning_component(ck.group)
@@ -127,7 +130,11 @@ class MoveItStartMover:
         return True, "MoveIt planned and executed the move to the start pose"
 
     def start(
-        self, joint_names: Sequence[str], goal: np.ndarray, name: str | None, done: Callable[[bool, str], None]
+        self,
+        joint_names: Sequence[str],
+        goal: np.ndarray,
+        name: str | None,
+        done: Callable[[bool, str], None],
     ) -> None:
         """Runs :meth:`plan_and_execute` in a daemon thread; ``done(ok, message)`` when it ends."""
 

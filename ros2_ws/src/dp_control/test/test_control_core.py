@@ -631,7 +631,9 @@ def segments(log):
 @given(
     seed=st.integers(0, 2**31 - 1),
     events=st.lists(
-        st.sampled_from(["near", "near", "to_limit", "wild", "pause", "disable_enable"]), min_size=3, max_size=8
+        st.sampled_from(["near", "near", "to_limit", "wild", "pause", "disable_enable"]),
+        min_size=3,
+        max_size=8,
     ),
     handover=st.sampled_from(["replace", "blend", "ensemble"]),
     interp=st.sampled_from(["linear", "cubic", "quintic"]),

@@ -184,7 +184,8 @@ class ControlCore:
         duration = min_jerk_duration(
             goal - self.q_cmd, lim.max_velocity, lim.max_acceleration, lim.max_jerk, self.cfg.period_s
         )
-        self._after_move = ControlState.INACTIVE if self.state == ControlState.INACTIVE else ControlState.ARMED
+        inactive = self.state == ControlState.INACTIVE
+        self._after_move = ControlState.INACTIVE if inactive else ControlState.ARMED
         self._move = MinJerkMove(self.q_cmd, goal, t_now, duration)
         self._move_external = False
         self._ref = self._move
@@ -203,7 +204,8 @@ class ControlCore:
             return refusal
         if self._measured is None or self._states_silent(t_now):
             return "refused: no recent joint_states"
-        self._after_move = ControlState.INACTIVE if self.state == ControlState.INACTIVE else ControlState.ARMED
+        inactive = self.state == ControlState.INACTIVE
+        self._after_move = ControlState.INACTIVE if inactive else ControlState.ARMED
         self._reset_command()
         self._move = None
         self._move_external = True
@@ -212,12 +214,12 @@ class ControlCore:
         return "started"
 
     def end_external_move(self, ok: bool, message: str) -> None:
-        """The MoveIt move ended: back to the state before it; the command restarts from the measured state."""
+        """The MoveIt move ended: back to the state before it (the command restarts from joint_states)."""
         if not (self._move_external and self.state == ControlState.MOVING):
             return  # disabled meanwhile
         self._move_external = False
         self.move_result = ("done: " if ok else "failed: ") + message
-        self._finish_move(("start pose reached (MoveIt)" if ok else f"start move failed: {message}"))
+        self._finish_move("start pose reached (MoveIt)" if ok else f"start move failed: {message}")
 
     def _finish_move(self, reason: str) -> None:
         self._move = None
@@ -422,7 +424,8 @@ class ControlCore:
         period = self.cfg.period_s
         dt = min(max(dt, 0.5 * period), 2.0 * period)
         res = self.limiter.step(self.q_cmd, self.v_cmd, q_ref, v_ref, dt, a_prev=self.a_cmd)
-        self.q_cmd, self.v_cmd, self.a_cmd, self.t_cmd = res.positions, res.velocities, res.accelerations, t_now
+        self.q_cmd, self.v_cmd, self.a_cmd = res.positions, res.velocities, res.accelerations
+        self.t_cmd = t_now
         self.stats.ticks += 1
         clamped = bool(res.clamped.any())
         if clamped:
@@ -463,7 +466,8 @@ class ControlCore:
                     f"joint_states silent for {age:.3f} s > state_timeout={self.cfg.state_timeout}",
                 )
             return
-        if st in (ControlState.RUNNING, ControlState.HOLDING, ControlState.MOVING) and self._measured is not None:
+        tracked = (ControlState.RUNNING, ControlState.HOLDING, ControlState.MOVING)
+        if st in tracked and self._measured is not None:
             err = np.abs(self._measured - self.q_cmd)
             worst = int(np.argmax(err))
             if err[worst] > self.cfg.max_tracking_error:

@@ -323,7 +323,7 @@ class MotionLimiter:
 
     # ------------------------------------------------------------------ jerk-limited braking
     def brake_step(self, v: np.ndarray, u: np.ndarray, T: float) -> np.ndarray:
-        """Next velocity change ``u' = a' T`` of the jerk-limited brake from velocity ``v``, last change ``u``.
+        """Next velocity change ``u' = a' T`` of the jerk-limited brake from ``v`` after change ``u``.
 
         Per step ``|u' - u| <= J = j_max T^2`` and ``|u'| <= U = a_max T``. The brake decelerates as
         hard as it may while the remaining velocity still covers ramping the deceleration back to 0
