@@ -131,15 +131,13 @@ class Arm:
 
         def spy(cmd, t_now):  # records, then publishes as control_node would
             self.commands.append((cmd.t, cmd.positions.copy(), cmd.velocities.copy()))
+            self.q = cmd.positions.copy()  # the arm tracks every command sent ideally
             send(cmd, t_now)
 
         control._commands.send = spy
         self.node.create_timer(0.01, self._publish)
 
     def _publish(self):
-        cmd = self.control.last_command
-        if cmd is not None:
-            self.q = cmd.positions.copy()  # ideal tracking of the streamed command
         if self.publishing:
             self.pub.publish(build_joint_state(now_ns(self.node), JOINTS, self.q))
 
@@ -157,6 +155,9 @@ def graph(rclpy_context):
     def build(q0, **params):
         from dp_control.control_node import ControlNode
 
+        # A generous state_timeout: this test is about the move, not the watchdog (a loaded CI machine
+        # can starve the test's joint_states timer for a few hundred ms).
+        params.setdefault("state_timeout", 2.0)
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         control = ControlNode(context=rclpy_context, parameter_overrides=overrides)
         arm = Arm(rclpy_context, control, q0)
@@ -164,7 +165,8 @@ def graph(rclpy_context):
         ex.add_node(control)
         ex.add_node(arm.node)
         made.append((ex, control, arm))
-        assert spin_until(ex, lambda: set(JOINTS) <= set(control.joint_buffer.names), 10.0)
+        # Until the control loop has taken a measurement (the services refuse without recent ones).
+        assert spin_until(ex, lambda: control.core._measured is not None, 10.0)
         return ex, control, arm
 
     try:
@@ -185,10 +187,12 @@ def _check_streamed_limits(control, commands):
     lo, hi = control.core.limiter.lower, control.core.limiter.upper
     assert (q >= lo - 1e-9).all() and (q <= hi + 1e-9).all()
     assert (np.abs(v) <= lim.max_velocity * (1 + 1e-9)).all()
+    # a_n = (v_n - v_{n-1}) / dt_n from the second command on (the first one's dt is the time since the
+    # service call); jerk from the third on. The core tests check the stream from rest exactly.
     dt = np.clip(np.diff(t), 0.5 * T, 2.0 * T)[:, None]
-    a = np.vstack([np.zeros((1, 7)), np.diff(v, axis=0) / dt])  # at rest before the move
+    a = np.diff(v, axis=0) / dt
     assert (np.abs(a) <= lim.max_acceleration * (1 + 1e-9)).all()
-    jerk = np.diff(a, axis=0) / np.vstack([[[T]], dt])[1:]
+    jerk = np.diff(a, axis=0) / dt[1:]
     assert (np.abs(jerk) <= lim.max_jerk * (1 + JERK_RTOL) + JERK_ATOL).all()
 
 

@@ -379,12 +379,23 @@ class MotionLimiter:
             return np.empty((0, *np.shape(q))), np.empty((0, *np.shape(q))), rest
         return np.stack(qs), np.stack(vs), rest
 
-    def viable(self, q: np.ndarray, v: np.ndarray, a: np.ndarray, T: float) -> np.ndarray:
-        """(..., n) bool: the state is inside the soft limits and the jerk-limited brake from it
-        reaches rest without leaving them or exceeding the velocity limit."""
-        lo = self.lower - _REL_TOL * (1.0 + np.abs(self.lower))
-        hi = self.upper + _REL_TOL * (1.0 + np.abs(self.upper))
-        vm = self.v_max * (1.0 + _REL_TOL)
+    def viable(
+        self,
+        q: np.ndarray,
+        v: np.ndarray,
+        a: np.ndarray,
+        T: float,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+        check_velocity: bool = True,
+    ) -> np.ndarray:
+        """(..., n) bool: the state is inside the soft limits (or ``lower``/``upper``) and the
+        jerk-limited brake from it reaches rest without leaving them or exceeding the velocity limit."""
+        lower = self.lower if lower is None else lower
+        upper = self.upper if upper is None else upper
+        lo = lower - _REL_TOL * (1.0 + np.abs(lower))
+        hi = upper + _REL_TOL * (1.0 + np.abs(upper))
+        vm = self.v_max * (1.0 + _REL_TOL) if check_velocity else np.inf
         ok = (q >= lo) & (q <= hi) & (np.abs(v) <= vm)
         u = a * T
         rest = (np.abs(v) <= 1e-12) & (np.abs(u) <= 1e-12)
@@ -398,8 +409,14 @@ class MotionLimiter:
             rest = (np.abs(v) <= 1e-12) & (np.abs(u) <= 1e-12)
         return ok & rest
 
-    def _jerk_step(self, q_prev, v_prev, a_prev, v_des, T):
-        """Velocity of a jerk-limited step (see class docstring) and the bounds that were active."""
+    def _jerk_step(self, q_prev, v_prev, a_prev, v_des, T, q_ref, v_ref):
+        """Velocity of a jerk-limited step (see class docstring) and the bounds that were active.
+
+        Where the desired velocity is out of the jerk/acceleration/velocity box, a candidate must also
+        not carry the joint past the reference: the brake from the state relative to the reference
+        (``q - q_ref``, ``v - v_ref``) must stop before it. Without that, deadbeat tracking under a
+        jerk limit overshoots and can settle into a limit cycle instead of converging.
+        """
         aT = self.a_max * T
         jT2 = self.j_max * T * T
         acc_lo, acc_hi = v_prev - aT, v_prev + aT
@@ -412,13 +429,24 @@ class MotionLimiter:
         target = np.clip(v_des, lo, hi)
         fallback = v_prev + self.brake_step(v_prev, a_prev * T, T)
 
+        boxed = (v_des < lo) | (v_des > hi)
+        toward = np.sign(q_ref - q_prev)
+        tol = 1e-9
+        rel_hi = np.where(toward > 0, tol, np.inf)
+        rel_lo = np.where(toward < 0, -tol, -np.inf)
+
         def ok(v):
-            return self.viable(q_prev + v * T, v, (v - v_prev) / T, T)
+            a = (v - v_prev) / T
+            pos = self.viable(q_prev + v * T, v, a, T)
+            if not boxed.any():
+                return pos
+            rel = self.viable(q_prev + v * T - q_ref, v - v_ref, a, T, rel_lo, rel_hi, check_velocity=False)
+            return pos & (rel | ~boxed)
 
         good = ok(target)
         if good.all():
             return target, lo, hi
-        fb_ok = ok(fallback)
+        fb_ok = self.viable(q_prev + fallback * T, fallback, (fallback - v_prev) / T, T)
         # From a viable state the brake's own step is viable; from outside the soft limits (started
         # there) take the bounded step towards the reference that does not move further out.
         v = np.where(good, target, fallback)
@@ -463,7 +491,7 @@ class MotionLimiter:
         pos_hi = pos_lo = None
         if self.jerk_active(T):
             a0 = np.zeros_like(v_prev) if a_prev is None else np.asarray(a_prev, dtype=np.float64)
-            v, lo, hi = self._jerk_step(q_prev, v_prev, a0, v_des, T)
+            v, lo, hi = self._jerk_step(q_prev, v_prev, a0, v_des, T, q_ref, v_ref)
         else:
             pos_hi = self._brake_bound(self.upper - q_prev, T)
             pos_lo = -self._brake_bound(q_prev - self.lower, T)
