@@ -5,6 +5,11 @@ Thin wiring around ``dp_control.core.ControlCore``:
 - subscriptions: ``dp/action_chunk`` (chunk_qos), ``joint_states`` (partial messages merged by name),
   ``robot_description`` (latched; position limits from the URDF); ``~/enable`` (std_srvs/SetBool):
   inactive until enabled, unless ``autostart``. These run in the executor (main thread).
+- ``~/go_to_start`` / ``~/record_start`` (std_srvs/Trigger): the move to the policy's start pose
+  (MoveIt-planned with ``backend: moveit``, else a jerk-limited quintic streamed through the limiter)
+  and recording the measured joints as that pose (``dp_control.start_pose``). ``go_to_start``
+  returns once the move has started (or was refused: while following chunks, in a fault, braking,
+  without joint_states); its end is reported on /diagnostics (``start move``).
 - the loop at ``rate_hz``:
   * ``use_sim_time`` false and ``loop_thread`` true (default): a dedicated thread
     (``dp_control.loop.PeriodicThread``) on absolute CLOCK_MONOTONIC deadlines with
@@ -49,7 +54,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from std_srvs.srv import SetBool
+from std_srvs.srv import SetBool, Trigger
 
 from dp_common.core.joint_states import JointStateBuffer, MissingJointsError
 from dp_common.diagnostics import ERROR, WARN, SyncDiagnosticsReporter
@@ -75,6 +80,7 @@ from dp_control.core import (
     limits_from_config,
 )
 from dp_control.loop import PeriodicThread, set_switch_interval, try_realtime
+from dp_control.start_pose import MoveItStartMover, StartPose
 from dp_msgs.msg import ActionChunk
 
 _log = logging.getLogger(__name__)
@@ -157,6 +163,11 @@ class ControlNode(Node):
         self.create_service(SetBool, "~/enable", self._on_enable)
         # rviz: commanded vs measured end-effector paths (FK at marker_rate_hz, off the loop).
         self.markers = ControlMarkers(self) if cfg.publish_markers else None
+        self.start_pose = StartPose(cfg)
+        # backend moveit: the start move is planned and executed by the gate's MoveItPy (one per process).
+        self._start_mover = MoveItStartMover(self._gate.checker) if self._gate is not None else None
+        self.create_service(Trigger, "~/go_to_start", self._on_go_to_start)
+        self.create_service(Trigger, "~/record_start", self._on_record_start)
 
         if cfg.autostart:
             self.core.enable()
@@ -242,6 +253,58 @@ class ControlNode(Node):
         if self.fatal is not None:
             response.message = f"refused: {self.fatal}"
         self.get_logger().info(f"~/enable {request.data}: {response.message}")
+        return response
+
+    def _on_go_to_start(self, request, response):
+        response.success = False
+        if self.fatal is not None:
+            response.message = f"refused: {self.fatal}"
+            return response
+        try:
+            goal, name, source = self.start_pose.resolve()
+        except ValueError as exc:
+            response.message = f"refused: {exc}"
+            self.get_logger().warning(f"~/go_to_start {response.message}")
+            return response
+        t_now = ns_to_s(now_ns(self))
+        with self._lock:
+            if self._start_mover is not None:
+                outcome = self.core.begin_external_move(t_now)
+            else:
+                outcome = self.core.start_move(goal, t_now)
+        if outcome.startswith("started") and self._start_mover is not None:
+            self._start_mover.start(self.cfg.joint_names, goal, name, self._on_moveit_move_done)
+            outcome = "started: MoveIt plans and executes the move to the start pose"
+        response.success = outcome.startswith("started")
+        response.message = f"{outcome} [start pose: {source}]"
+        self.diag.set("start pose", source)
+        log = self.get_logger().info if response.success else self.get_logger().warning
+        log(f"~/go_to_start: {response.message}")
+        return response
+
+    def _on_moveit_move_done(self, ok: bool, message: str) -> None:
+        """Worker thread: MoveIt's start move ended."""
+        with self._lock:
+            self.core.end_external_move(ok, message)
+        if ok:
+            self.get_logger().info(f"go_to_start: {message}")
+        else:
+            self.get_logger().error(f"go_to_start: {message}")
+            self.diag.problem(f"start move failed: {message}", WARN)
+
+    def _on_record_start(self, request, response):
+        t_now = ns_to_s(now_ns(self))
+        with self._lock:
+            try:
+                stamp, q = self.joint_buffer.latest(self.cfg.joint_names)
+            except MissingJointsError as exc:
+                stamp, q, missing = None, None, str(exc)
+        if q is None or t_now - stamp > self.cfg.state_timeout:
+            why = missing if q is None else f"joint_states are {t_now - stamp:.3f} s old"
+            response.success, response.message = False, f"refused: no recent joint_states ({why})"
+        else:
+            response.success, response.message = True, self.start_pose.record(q)
+        self.get_logger().info(f"~/record_start: {response.message}")
         return response
 
     # ------------------------------------------------------------------ loop
@@ -338,6 +401,7 @@ class ControlNode(Node):
             "chunks rejected by reason": dict(stats.rejected) or "none",
             "holds by reason": dict(stats.holds) or "none",
             "last hold reason": stats.last_hold_reason or "none",
+            "start move": core.move_result,
         }
 
     def _report(self, cmd, snapshot: dict) -> None:

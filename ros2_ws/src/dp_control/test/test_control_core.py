@@ -124,6 +124,15 @@ def assert_within_limits(core: ControlCore, q: np.ndarray, v: np.ndarray, q_prev
     assert (np.abs(dv) <= lim.max_acceleration * T * (1 + 1e-9) + eps).all(), "acceleration limit"
     dq = np.diff(q, axis=0)
     assert (np.abs(dq) <= lim.max_velocity * T * (1 + 1e-9) + eps).all(), "position step"
+    # Finite-difference jerk (the stream starts at rest: v = a = 0 before the first command).
+    a = np.diff(np.vstack([np.zeros((1, q.shape[1])), v]), axis=0) / T
+    jerk = np.diff(np.vstack([np.zeros((1, q.shape[1])), a]), axis=0) / T
+    assert (np.abs(jerk) <= lim.max_jerk * (1 + JERK_RTOL) + JERK_ATOL).all(), "jerk limit"
+
+
+#: Tolerance of the jerk checks: floating-point round-off of second differences of positions
+#: (|q| ~ 3 rad, T = 0.02 s: 1e-15 rad / T^3 ~ 1e-10 rad/s^3), far below any real limit.
+JERK_RTOL, JERK_ATOL = 1e-9, 1e-6
 
 
 # ---------------------------------------------------------------------------------------- limits
@@ -557,3 +566,121 @@ def test_preview_fast_path_equals_limiter_loop():
     slow = preview_trajectory(*args, fast_path=False)  # the step-by-step limiter
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- jerk-limited stream
+def test_franka_jerk_limits_load_and_do_not_bind_at_50_hz():
+    core = make_core()
+    np.testing.assert_allclose(core.limits.max_jerk, 0.5 * np.array([7500, 3750, 5000, 6250, 7500, 1e4, 1e4]))
+    assert not core.limiter.jerk_active()  # |jerk| <= 2 a_max / T < j_max: the acceleration limit suffices
+    assert core.limiter.jerk_active(1.0 / 1000.0)  # at 1 kHz it would bind
+
+
+def test_jerk_limited_limiter_brakes_before_position_limit():
+    lim = JointLimits(("j",), [-1.0], [1.0], [2.0], [4.0], max_jerk=[20.0])
+    limiter = MotionLimiter(lim, 0.02, margin=0.1)
+    assert limiter.jerk_active()
+    q, v, a = np.array([0.0]), np.array([0.0]), np.array([0.0])
+    qs, vs, acc = [], [], []
+    for _ in range(300):  # reference far beyond the upper limit
+        r = limiter.step(q, v, np.array([5.0]), np.array([0.0]), a_prev=a)
+        q, v, a = r.positions, r.velocities, r.accelerations
+        qs.append(q[0])
+        vs.append(v[0])
+        acc.append(a[0])
+    qs, acc = np.array(qs), np.array(acc)
+    assert qs.max() <= 0.9 + 1e-9  # never beyond the soft limit (round-off only)
+    assert qs[-1] > 0.85  # but gets close
+    jerk = np.diff(np.concatenate([[0.0], acc])) / 0.02
+    assert np.abs(jerk).max() <= 20.0 * (1 + JERK_RTOL) + JERK_ATOL
+    assert np.abs(acc).max() <= 4.0 * (1 + 1e-9)
+    assert abs(vs[-1]) < 1e-9  # at rest against the soft limit
+
+
+def test_jerk_brake_reaches_rest_within_limits_from_random_states():
+    lim = JointLimits(tuple("abcdefg"), [-3.0] * 7, [3.0] * 7, [1.0] * 7, [4.0] * 7, max_jerk=[30.0] * 7)
+    limiter = MotionLimiter(lim, 0.02, margin=0.0)
+    rng = np.random.default_rng(0)
+    T = 0.02
+    for _ in range(50):
+        v, a = rng.uniform(-1, 1, 7), rng.uniform(-4, 4, 7)
+        _, vs, rest = limiter.brake_sequence(np.zeros(7), v, a, T)
+        assert rest.all()
+        acc = np.diff(np.vstack([v, vs]), axis=0) / T
+        jerk = np.diff(np.vstack([a, acc]), axis=0) / T
+        assert np.abs(acc).max() <= 4.0 * (1 + 1e-9)
+        assert np.abs(jerk).max() <= 30.0 * (1 + JERK_RTOL) + JERK_ATOL
+
+
+def segments(log):
+    """Contiguous runs of commands (a None, i.e. inactive, ends a run): [(positions, velocities)]."""
+    out, cur = [], []
+    for _, c in log:
+        if c is None:
+            if cur:
+                out.append(cur)
+            cur = []
+        else:
+            cur.append(c)
+    if cur:
+        out.append(cur)
+    return [(np.array([c.positions for c in r]), np.array([c.velocities for c in r])) for r in out]
+
+
+@settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    events=st.lists(
+        st.sampled_from(["near", "near", "to_limit", "wild", "pause", "disable_enable"]),
+        min_size=3,
+        max_size=8,
+    ),
+    handover=st.sampled_from(["replace", "blend", "ensemble"]),
+    interp=st.sampled_from(["linear", "cubic", "quintic"]),
+)
+def test_property_jerk_limit_holds_over_streams_handovers_and_stops(seed, events, handover, interp):
+    """Random chunk streams, every hand-over mode, watchdog stops and disable/enable: every command
+    keeps the position, velocity, acceleration and (binding) jerk limits, and every preview too."""
+    rng = np.random.default_rng(seed)
+    jerk = rng.uniform(15.0, 300.0, 7)  # binds: 2 a_max / T is 375..1000 rad/s^3 here
+    core = make_core(
+        handover=handover, interpolation=interp, handover_s=float(rng.uniform(0, 0.2)), max_jerk=list(jerk),
+        jerk_scale=1.0,
+    )  # fmt: skip
+    assert core.limiter.jerk_active()
+    lo, hi = core.limiter.lower, core.limiter.upper
+    q_start = lo + (hi - lo) * rng.uniform(0.1, 0.9, size=7)
+    sim = Sim(core, q_start)
+    sim.run_until(0.04)
+    for kind in events:
+        t = sim.t
+        if kind == "pause":  # no chunks for longer than chunk_timeout: the watchdog stops
+            sim.run_until(t + core.cfg.chunk_timeout + rng.uniform(0.05, 0.3))
+            continue
+        if kind == "disable_enable":
+            core.disable()
+            sim.run_until(t + rng.uniform(0.05, 1.0))
+            core.enable()
+            sim.run_until(sim.t + 0.04)
+            continue
+        h = int(rng.integers(2, 16))
+        base = core.q_cmd
+        if kind == "near":
+            rows = base + np.cumsum(rng.normal(0, 0.03, (h, 7)), axis=0)
+        elif kind == "to_limit":
+            direction = np.where(rng.random(7) < 0.5, -1.0, 1.0)
+            rows = base + 1.5 * direction * (0.1 * np.arange(h) - 0.05)[:, None]
+        else:
+            rows = base + np.cumsum(rng.normal(0, 0.3, (h, 7)), axis=0)
+        for i in range(int(rng.integers(1, 4))):  # a short stream: hand-overs
+            stamp = sim.t - 0.05
+            raw = RawChunk(stamp, 0.1, tuple(JOINTS), h, 7, (rows + 0.02 * i).astype(np.float32).ravel())
+            core.submit_chunk(raw, sim.t)
+            sim.run_until(sim.t + rng.uniform(0.04, 0.15))
+    sim.run_until(sim.t + 1.0)  # watchdog and braking included
+    for q, v in segments(sim.log):
+        assert_within_limits(core, q, v)
+    # The preview sent with the last command keeps the limits too (it ends at rest).
+    last = [c for _, c in sim.log if c is not None][-1]
+    q = np.vstack([last.positions, last.preview_positions])
+    assert (q <= hi + 1e-9).all() and (q >= lo - 1e-9).all()

@@ -17,6 +17,7 @@ class ControlState(str, enum.Enum):
     RUNNING = "running"
     HOLDING = "holding"
     FAULT = "fault"
+    MOVING = "moving"  # the planned move to the start pose (~/go_to_start)
 
 
 @dataclass

@@ -112,6 +112,16 @@ class ControlConfig:
         "Override acceleration limits, one per joint ([] = YAML) [rad/s^2], before acceleration_scale.",
         default_factory=list,
     )
+    max_jerk: list[float] = param(
+        "Override jerk limits, one per joint ([] = YAML; a joint without one there is not jerk-limited)"
+        " [rad/s^3], before jerk_scale.",
+        default_factory=list,
+    )
+    jerk_scale: float = param(
+        "Scale on the jerk limits (joint-limits YAML max_jerk), in (0, 1]. At 50 Hz the jerk limit binds"
+        " only below 2 * max_acceleration * rate_hz (Franka's 7500 rad/s^3 never does).",
+        default=0.5,
+    )
     controller_name: str = param(
         "position backend: controller whose 'joints' parameter must equal joint_names.",
         default="forward_position_controller",
@@ -121,6 +131,18 @@ class ControlConfig:
         default=1.0,
     )
     moveit_group: str = param("moveit backend: planning group checked for validity.", default="panda_arm")
+    start_pose: list[float] = param(
+        "~/go_to_start: start pose, one position per joint in joint_names order ([] = start_state_name)"
+        " [rad]; a pose recorded with ~/record_start takes precedence until restart.",
+        default_factory=list,
+    )
+    start_state_name: str = param(
+        "~/go_to_start: SRDF group_state of moveit_group used when start_pose is empty (e.g. 'ready').",
+        default="ready",
+    )
+    start_srdf_file: str = param(
+        "~/go_to_start: SRDF holding start_state_name ('' = dp_control's config/moveit/*.srdf).", default=""
+    )
     controller_preset: str = param(
         f"Arm controller commanded: one of {tuple(CONTROLLER_PRESETS)} (generic_jtc = "
         "joint_trajectory_controller/joint_trajectory, forward_position = forward_position_controller/"
@@ -243,9 +265,11 @@ class ControlConfig:
             )
         in_range(self, "velocity_scale", 0, 1, low_open=True)
         in_range(self, "acceleration_scale", 0, 1, low_open=True)
+        in_range(self, "jerk_scale", 0, 1, low_open=True)
         at_least(self, "ensemble_max_chunks", 1)
         n = len(self.joint_names)
-        for name in ("position_lower", "position_upper", "max_velocity", "max_acceleration"):
+        for name in ("position_lower", "position_upper", "max_velocity", "max_acceleration", "max_jerk",
+                     "start_pose"):  # fmt: skip
             values = getattr(self, name)
             if values and len(values) != n:
                 raise ValueError(f"{name} must be empty or have one value per joint ({n}). Got {values}")

@@ -10,8 +10,11 @@ States (``ControlState``) and transitions::
     RUNNING/ARMED --joint_states silent for state_timeout----------> HOLDING
     HOLDING --valid chunk near the commanded state, states fresh---> RUNNING (ramp-in, no jump)
     RUNNING/HOLDING --|commanded - measured| > max_tracking_error--> FAULT (latched; enable resets)
+    INACTIVE/ARMED/HOLDING (at rest) --start_move / begin_external_move--> MOVING
+    MOVING --start pose reached--> the state it came from (INACTIVE stays INACTIVE, else ARMED)
+    MOVING --joint_states silent / tracking error / disable--> HOLDING / FAULT / braking (aborted)
 
-HOLDING and FAULT brake the command to rest within the acceleration limits and hold it there.
+HOLDING and FAULT brake the command to rest within the acceleration (and jerk) limits and hold it there.
 ``state`` and ``reason`` always say where the controller is and why.
 
 The core never calls into ROS: the node feeds it chunks (``submit_chunk``) and measured joint
@@ -40,6 +43,7 @@ from .interpolator import (
 )
 from .limits import CLAMP_KINDS, JointLimits, MotionLimiter
 from .preview import preview_trajectory
+from .start_move import MinJerkMove, min_jerk_duration
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class ControlCore:
         self._hold_kind = ""
         self.q_cmd: np.ndarray | None = None
         self.v_cmd: np.ndarray | None = None
+        self.a_cmd: np.ndarray | None = None  # finite-difference acceleration of the last step
         self.t_cmd: float | None = None
         self._ref = None  # what the limiter follows: hold/brake, ramp-in or the chunk stream
         self._stream = None  # chunk-following reference (hand-over crossfades), None when holding
@@ -77,6 +82,11 @@ class ControlCore:
         self._last_state_time: float | None = None
         self._last_chunk_time = -math.inf
         self._disable_pending = False
+        self._move: MinJerkMove | None = None  # the start move in progress (streamed by the core)
+        self._move_external = False  # the start move is executed by MoveIt (nothing is sent)
+        self._after_move = ControlState.INACTIVE
+        #: Outcome of the last start move, for /diagnostics ("none", "moving ...", "done ...", ...).
+        self.move_result = "none"
         self.set_limits(limits)
 
     # ------------------------------------------------------------------ configuration
@@ -100,6 +110,9 @@ class ControlCore:
             self._set_state(ControlState.HOLDING, "re-enabled while braking; waiting for a chunk")
             self._hold_kind = "disable"
             return "re-enabled"
+        if self.state == ControlState.MOVING:
+            self._after_move = ControlState.ARMED
+            return "armed after the start move"
         if self.state in (ControlState.INACTIVE, ControlState.FAULT):
             self._reset_command()
             self._set_state(ControlState.ARMED, "enabled; waiting for the first chunk")
@@ -110,6 +123,12 @@ class ControlCore:
         """Stop following chunks: brake to rest (HOLDING) if moving, then INACTIVE."""
         if self.state == ControlState.INACTIVE:
             return "already inactive"
+        if self.state == ControlState.MOVING:
+            self._abort_move("disable requested")
+            if self._move_external:
+                self._move_external = False
+                self._go_inactive("disabled (the MoveIt execution is not stopped by control_node)")
+                return "inactive"
         if self.v_cmd is not None and np.abs(self.v_cmd).max() > _REST_VELOCITY:
             self._disable_pending = True
             self._hold("disable", "disable requested: braking to rest")
@@ -121,13 +140,110 @@ class ControlCore:
         """Brake to rest and hold (e.g. the node's MoveIt validity check failed)."""
         self._hold(kind, reason, fault=fault)
 
+    # ------------------------------------------------------------------ start move
+    def _move_refusal(self) -> str | None:
+        if self.state == ControlState.RUNNING:
+            return "refused: the controller is following chunks; disable it first (~/enable false)"
+        if self.state == ControlState.MOVING:
+            return "refused: a start move is already in progress"
+        if self.state == ControlState.FAULT:
+            return f"refused: fault ({self.reason}); re-enable or disable first"
+        if self._disable_pending or (self.v_cmd is not None and np.abs(self.v_cmd).max() > _REST_VELOCITY):
+            return "refused: the command is still braking to rest; try again when it is at rest"
+        return None
+
+    def start_move(self, goal: np.ndarray, t_now: float) -> str:
+        """Move to ``goal`` (n,) with a jerk-limited quintic streamed through the limiter (MOVING).
+
+        Returns:
+            ``"started: ..."`` or ``"refused: ..."`` (following chunks, fault, braking, no or silent
+            joint_states, goal outside the soft position limits).
+        """
+        goal = np.asarray(goal, dtype=np.float64)
+        if goal.shape != (self.n_joints,) or not np.isfinite(goal).all():
+            return f"refused: start pose must be {self.n_joints} finite joint positions. Got {goal.tolist()}"
+        refusal = self._move_refusal()
+        if refusal:
+            return refusal
+        lo, hi = self.limiter.lower, self.limiter.upper
+        out = (goal < lo) | (goal > hi)
+        if out.any():
+            j = int(np.argmax(out))
+            return (
+                f"refused: start pose {self.cfg.joint_names[j]}={goal[j]:.4f} is outside the soft position"
+                f" limits [{lo[j]:.4f}, {hi[j]:.4f}] (position_margin={self.cfg.position_margin})"
+            )
+        if self._measured is None or self._states_silent(t_now):
+            return "refused: no recent joint_states"
+        if self.q_cmd is None:
+            self.q_cmd = self._measured.copy()
+            self.v_cmd = np.zeros(self.n_joints)
+            self.a_cmd = np.zeros(self.n_joints)
+            self.t_cmd = t_now
+        lim = self.limits
+        duration = min_jerk_duration(
+            goal - self.q_cmd, lim.max_velocity, lim.max_acceleration, lim.max_jerk, self.cfg.period_s
+        )
+        inactive = self.state == ControlState.INACTIVE
+        self._after_move = ControlState.INACTIVE if inactive else ControlState.ARMED
+        self._move = MinJerkMove(self.q_cmd, goal, t_now, duration)
+        self._move_external = False
+        self._ref = self._move
+        self._stream = self._ramp = None
+        self.chunk = None
+        self._history = []
+        dist = float(np.abs(goal - self.q_cmd).max())
+        self.move_result = f"moving ({duration:.2f} s, largest joint distance {dist:.3f} rad)"
+        self._set_state(ControlState.MOVING, "moving to the start pose")
+        return f"started: {duration:.2f} s to the start pose (largest joint distance {dist:.3f} rad)"
+
+    def begin_external_move(self, t_now: float) -> str:
+        """MOVING while MoveIt executes the start move: nothing is commanded until ``end_external_move``."""
+        refusal = self._move_refusal()
+        if refusal:
+            return refusal
+        if self._measured is None or self._states_silent(t_now):
+            return "refused: no recent joint_states"
+        inactive = self.state == ControlState.INACTIVE
+        self._after_move = ControlState.INACTIVE if inactive else ControlState.ARMED
+        self._reset_command()
+        self._move = None
+        self._move_external = True
+        self.move_result = "moving (MoveIt: planning and executing)"
+        self._set_state(ControlState.MOVING, "MoveIt is moving the arm to the start pose")
+        return "started"
+
+    def end_external_move(self, ok: bool, message: str) -> None:
+        """The MoveIt move ended: back to the state before it (the command restarts from joint_states)."""
+        if not (self._move_external and self.state == ControlState.MOVING):
+            return  # disabled meanwhile
+        self._move_external = False
+        self.move_result = ("done: " if ok else "failed: ") + message
+        self._finish_move("start pose reached (MoveIt)" if ok else f"start move failed: {message}")
+
+    def _finish_move(self, reason: str) -> None:
+        self._move = None
+        if self._after_move == ControlState.INACTIVE:
+            self._go_inactive(reason)
+            return
+        if self.q_cmd is None:  # after MoveIt: re-captured from joint_states on the next step
+            self._reset_command()
+        else:  # after the streamed move: hold the reached pose (no step in the command)
+            self._ref = HoldReference(self.q_cmd)
+        self._set_state(ControlState.ARMED, reason + "; waiting for the first chunk")
+
+    def _abort_move(self, why: str) -> None:
+        if self.state == ControlState.MOVING:
+            self.move_result = f"aborted: {why}"
+            self._move = None
+
     def _go_inactive(self, reason: str) -> None:
         self._disable_pending = False
         self._reset_command()
         self._set_state(ControlState.INACTIVE, reason)
 
     def _reset_command(self) -> None:
-        self.q_cmd = self.v_cmd = self.t_cmd = None
+        self.q_cmd = self.v_cmd = self.a_cmd = self.t_cmd = None
         self._ref = self._stream = self._ramp = None
         self.chunk = None
         self._history = []
@@ -144,6 +260,7 @@ class ControlCore:
         self.reason = reason
 
     def _hold(self, kind: str, reason: str, fault: bool = False) -> None:
+        self._abort_move(reason)
         new_state = ControlState.FAULT if fault else ControlState.HOLDING
         entering = self.state != new_state or self._hold_kind != kind
         if entering:
@@ -187,7 +304,10 @@ class ControlCore:
         except ChunkError as exc:
             self.stats.rejected[exc.reason] += 1
             raise
-        if self.state in (ControlState.INACTIVE, ControlState.FAULT) or self._disable_pending:
+        if (
+            self.state in (ControlState.INACTIVE, ControlState.FAULT, ControlState.MOVING)
+            or self._disable_pending
+        ):
             self.stats.chunks_ignored += 1
             return f"ignored: controller is {self.state.value}"
         if self.state == ControlState.RUNNING:
@@ -284,12 +404,15 @@ class ControlCore:
             self._last_state_time = t_now if measured_time is None else float(measured_time)
         if self.state == ControlState.INACTIVE:
             return None
+        if self.state == ControlState.MOVING and self._move_external:
+            return None  # MoveIt's trajectory execution commands the arm
         if self.q_cmd is None:
             if self._measured is None:
                 self.reason = "enabled; waiting for joint_states"
                 return None
             self.q_cmd = self._measured.copy()
             self.v_cmd = np.zeros(self.n_joints)
+            self.a_cmd = np.zeros(self.n_joints)
             self.t_cmd = t_now
             self._ref = HoldReference(self.q_cmd)
         dt = t_now - self.t_cmd
@@ -300,8 +423,9 @@ class ControlCore:
         q_ref, v_ref = self._ref.sample(t_now)
         period = self.cfg.period_s
         dt = min(max(dt, 0.5 * period), 2.0 * period)
-        res = self.limiter.step(self.q_cmd, self.v_cmd, q_ref, v_ref, dt)
-        self.q_cmd, self.v_cmd, self.t_cmd = res.positions, res.velocities, t_now
+        res = self.limiter.step(self.q_cmd, self.v_cmd, q_ref, v_ref, dt, a_prev=self.a_cmd)
+        self.q_cmd, self.v_cmd, self.a_cmd = res.positions, res.velocities, res.accelerations
+        self.t_cmd = t_now
         self.stats.ticks += 1
         clamped = bool(res.clamped.any())
         if clamped:
@@ -311,6 +435,17 @@ class ControlCore:
                     self.stats.clamps[kind] += 1
         if self.chunk is not None and self.chunk.gripper is not None:
             self._gripper = self.gripper_filter.update(self.chunk.gripper_at(t_now), t_now)
+        if (
+            self.state == ControlState.MOVING
+            and self._move is not None
+            and t_now >= self._move.t_end
+            and np.abs(self.v_cmd).max() <= _REST_VELOCITY
+            and np.abs(self.q_cmd - self._move.q1).max() <= 1e-9
+        ):
+            cmd = self._command(t_now, clamped)
+            self.move_result = f"done: start pose reached at t={t_now:.3f} s"
+            self._finish_move("start pose reached")
+            return cmd
         if self._disable_pending and np.abs(self.v_cmd).max() <= _REST_VELOCITY:
             cmd = self._command(t_now, clamped)
             self._go_inactive("disabled")
@@ -322,7 +457,7 @@ class ControlCore:
         if st == ControlState.FAULT:
             return
         if self._states_silent(t_now):
-            if st in (ControlState.ARMED, ControlState.RUNNING) or (
+            if st in (ControlState.ARMED, ControlState.RUNNING, ControlState.MOVING) or (
                 st == ControlState.HOLDING and self._hold_kind != "state_timeout"
             ):
                 age = math.inf if self._last_state_time is None else t_now - self._last_state_time
@@ -331,7 +466,8 @@ class ControlCore:
                     f"joint_states silent for {age:.3f} s > state_timeout={self.cfg.state_timeout}",
                 )
             return
-        if st in (ControlState.RUNNING, ControlState.HOLDING) and self._measured is not None:
+        tracked = (ControlState.RUNNING, ControlState.HOLDING, ControlState.MOVING)
+        if st in tracked and self._measured is not None:
             err = np.abs(self._measured - self.q_cmd)
             worst = int(np.argmax(err))
             if err[worst] > self.cfg.max_tracking_error:
@@ -351,7 +487,7 @@ class ControlCore:
 
     def _command(self, t_now: float, clamped: bool) -> Command:
         times, pos, vel = preview_trajectory(
-            self._ref, self.limiter, self.q_cmd, self.v_cmd, t_now, self.cfg.preview_s
+            self._ref, self.limiter, self.q_cmd, self.v_cmd, t_now, self.cfg.preview_s, a_cmd=self.a_cmd
         )
         age = None
         if self.state == ControlState.RUNNING and self.chunk is not None:

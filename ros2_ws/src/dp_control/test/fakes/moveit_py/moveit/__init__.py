@@ -1,0 +1,1 @@
+"""Fake of moveit_py's ``moveit`` package (MoveIt 2 Python bindings) for tests: see ../README.md."""

@@ -1,0 +1,1 @@
+"""Fake ``moveit.core``."""
