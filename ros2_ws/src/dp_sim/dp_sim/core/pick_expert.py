@@ -8,8 +8,8 @@ hand turns to the cube's nearest face yaw on the way down):
     grasp      close (command 0: the servo squeezes with its force limit), dwell grasp_s
     lift       up by lift_m                         ── lift: holds here to the end
     transport  above the chosen tray               ── place / place_bimodal
-    lower      down until the cube is just above the tray floor (no settling wait: see _advance)
-    release    open as the set-point arrives, dwell release_s
+    lower      down until the cube is just above the tray floor
+    release    open, dwell release_s
     retreat    up, hand open
 
 The action is 8 values: 7 absolute arm joint targets + the per-finger opening (m) of
@@ -141,10 +141,10 @@ class PickPlaceExpert:
         elif name == "lift" and at_wp and self.place:
             self._next()
         elif name in ("transport", "lower") and at_wp:
-            # No settling wait before the release: the hand opens as the set-point arrives (the arm
-            # still ~1 cm above, the cube drops onto the tray floor). Waiting recorded a run of still,
-            # closed-hand states labelled "close" followed by one "open": a one-observation policy
-            # then predicts "open in two rows" at every still state and never opens (seen: 0/9).
+            if name == "lower":
+                settled = q_meas is None or np.linalg.norm(self.ik.fk(q_meas)[:3, 3] - self.p_cmd) < 0.006
+                if not (settled or self.phase_time > 1.5):
+                    return
             self._next()
         elif name == "release" and self.phase_time >= self.release_s:
             self._next()
