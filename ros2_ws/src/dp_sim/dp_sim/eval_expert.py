@@ -3,8 +3,8 @@
 Example: `python -m dp_sim.eval_expert --task lift --episodes 200 --seed-start 0`
 
 Measured (seeds 0-199, default config, `python -m dp_sim.eval_expert --task <t> --episodes 200`, 2-core
-machine): lift 200/200 (mean 4.8 s to success, 13 s wall), place 200/200 (6.8 s, 32 s wall),
-place_bimodal 200/200 (6.6 s, tray 1 in 56.5 % of episodes, 30 s wall), reach 200/200,
+machine): lift 200/200 (mean 4.8 s to success, 13 s wall), place 200/200 (6.2 s, 19 s wall),
+place_bimodal 200/200 (6.0 s, tray 1 in 56.5 % of episodes, 18 s wall), reach 200/200,
 reach_bimodal 200/200.
 """
 
