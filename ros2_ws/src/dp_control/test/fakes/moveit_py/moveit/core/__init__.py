@@ -1,0 +1,1 @@
+"""moveit.core of the moveit_py fake."""
