@@ -185,15 +185,15 @@ class MoveItChecker:
         self.robot_model = self.moveit.get_robot_model()
         if not self.robot_model.has_joint_model_group(group):
             raise BackendError(
-                f"MoveIt has no planning group {group!r} (groups: {list(self.robot_model.joint_model_group_names)}); "
-                "set moveit_group"
+                f"MoveIt has no planning group {group!r} (groups: "
+                f"{list(self.robot_model.joint_model_group_names)}); set moveit_group"
             )
         # (PlanningSceneMonitor.wait_for_current_robot_state takes an rclcpp::Time, which moveit_py
         # cannot convert from Python: not used. Until joint_states arrive, the control core holds.)
         self.scene_monitor = self.moveit.get_planning_scene_monitor()
 
     def is_valid(self, joint_names: Sequence[str], positions: np.ndarray) -> tuple[bool, str]:
-        """Validity of ``positions`` (``joint_names``) in the current planning scene, see the class docstring."""
+        """Validity of ``positions`` (``joint_names``) in the current planning scene (class docstring)."""
         command = dict(zip(joint_names, (float(p) for p in positions), strict=True))
         with self.scene_monitor.read_only() as scene:
             # The monitored state, copied: current_state is a reference into the locked scene.

@@ -8,16 +8,14 @@ default): ``joint_names`` = ``joint_names``, ``velocities`` from :func:`dp_contr
 (Servo drops commands older than its ``incoming_command_timeout``), ``displacements`` empty (Jazzy's
 Servo ignores them). Two versions of Servo's ROS interface, by ``servo_interface``:
 
-==========  ===================================================  =============================================
-interface   start (on ~/enable true / autostart)                 stop (on ~/enable false)       status topic
-==========  ===================================================  =============================================
-``jazzy``   ``~/switch_command_type`` (moveit_msgs/              ``~/pause_servo`` true         moveit_msgs/ServoStatus
-            ServoCommandType, JOINT_JOG) then ``~/pause_servo``                                  (code, message)
-            (std_srvs/SetBool) false
-``humble``  ``~/start_servo`` (std_srvs/Trigger)                 ``~/stop_servo`` (Trigger)     std_msgs/Int8 (code)
-==========  ===================================================  =============================================
+- ``jazzy`` (Servo since its 2.9 rewrite: Jazzy, Kilted, Rolling): start = ``~/switch_command_type``
+  (moveit_msgs/ServoCommandType, JOINT_JOG) then ``~/pause_servo`` (std_srvs/SetBool) false; stop =
+  ``~/pause_servo`` true; status = moveit_msgs/ServoStatus (code, message) on ``~/status``.
+- ``humble``: start = ``~/start_servo`` (std_srvs/Trigger); stop = ``~/stop_servo`` (Trigger); status =
+  std_msgs/Int8 (Humble's StatusCode) on ``~/status``.
 
-(``jazzy`` is the interface of Servo since its 2.9 rewrite: Jazzy, Kilted, Rolling.) Until Servo has
+Start is asked on ~/enable true (or autostart), stop on ~/enable false.
+Until Servo has
 confirmed the start, and while its status is a halt (collision, singularity, joint bound, invalid), the
 node holds (``core.hold("servo", ...)``: the commanded state stops advancing, so it does not run away
 from an arm Servo has stopped) and sends zero velocities; a hold, a stop or an inactive controller
@@ -119,9 +117,7 @@ class ServoStreamer:
 
     def describe(self) -> str:
         """Where commands go, in words."""
-        return (
-            f"arm: control_msgs/JointJog to MoveIt Servo on {self.command_topic} ({self.interface} interface)"
-        )
+        return f"arm: JointJog to MoveIt Servo on {self.command_topic} ({self.interface} interface)"
 
     # ------------------------------------------------------------------ start / stop
     def activate(self) -> None:

@@ -1,4 +1,4 @@
-"""Fake of moveit_py's ``moveit.planning``: MoveItPy, PlanningSceneMonitor and the scene lock context managers.
+"""Fake of moveit_py's ``moveit.planning``: MoveItPy, PlanningSceneMonitor, the scene lock context managers.
 
 As in moveit_py, ``MoveItPy`` owns a node of its own (here an rclpy node, spun in a background thread,
 as MoveItCpp spins its rclcpp node) whose current state monitor subscribes to ``joint_states`` (after

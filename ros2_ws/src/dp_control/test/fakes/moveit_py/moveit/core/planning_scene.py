@@ -85,7 +85,7 @@ class PlanningScene:
         self._boxes = {}
 
     def process_attached_collision_object(self, object) -> bool:  # noqa: A002 - moveit_py's name
-        """Attaches (ADD: a SPHERE, pose in the link frame) or detaches (REMOVE) an object on the current state."""
+        """Attaches (ADD: a SPHERE, pose in the link frame) or detaches (REMOVE) on the current state."""
         obj = object.object
         if obj.operation == REMOVE:
             self._state._detach(obj.id)
