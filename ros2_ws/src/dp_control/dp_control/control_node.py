@@ -136,7 +136,7 @@ class ControlNode(Node):
             )
         self._commands = CommandPublishers(self, cfg, self.diag)
         self.diag.set("commands", self._commands.describe())
-        if cfg.backend not in ("trajectory", "moveit"):
+        if cfg.backend == "position":
             self._joints_check = ControllerJointsCheck(
                 self, cfg.controller_name, cfg.joint_names, cfg.controller_check_timeout_s
             )
@@ -144,7 +144,7 @@ class ControlNode(Node):
             self._joints_timer = self.create_timer(
                 0.02, self._poll_controller_joints, clock=Clock(clock_type=ClockType.STEADY_TIME)
             )
-        if cfg.backend != "moveit":
+        if cfg.backend not in ("moveit", "servo"):
             self.get_logger().warning(
                 f"backend '{cfg.backend}': commands are NOT checked for collisions "
                 "(only joint position/velocity/acceleration limits); use backend:=moveit with "

@@ -3,7 +3,7 @@
 MoveIt Servo (``moveit_servo``'s ``servo_node``) does collision checking, singularity and joint-limit
 handling at its own rate and commands the arm controller itself (its ``command_out_topic``). control_node
 sends it control_msgs/JointJog on ``<servo_node>/delta_joint_cmds`` (Servo's ``joint_command_in_topic``
-default): ``joint_names`` = ``joint_names``, ``velocities`` from :func:`dp_control.core.servo_velocities`
+default): ``joint_names`` = ``joint_names``, ``velocities`` from :class:`dp_control.core.JointJogStream`
 (rad/s: Servo must run with ``command_in_type: speed_units``), ``header.stamp`` = now on the node clock
 (Servo drops commands older than its ``incoming_command_timeout``), ``displacements`` empty (Jazzy's
 Servo ignores them). Two versions of Servo's ROS interface, by ``servo_interface``:
@@ -30,10 +30,10 @@ import threading
 import numpy as np
 
 from dp_common.diagnostics import WARN
-from dp_common.msgs import make_header, now_ns
+from dp_common.msgs import make_header, now_ns, ns_to_s
 from dp_common.qos import reliable_qos
 from dp_control.backends import BackendError
-from dp_control.core import ControlConfig, servo_velocities
+from dp_control.core import ControlConfig, JointJogStream
 
 #: Humble's moveit_servo StatusCode (status_codes.h) -> (text, halts motion).
 HUMBLE_STATUS = {
@@ -102,7 +102,9 @@ class ServoStreamer:
             self._start = node.create_client(Trigger, f"{base}/start_servo")
             self._stop = node.create_client(Trigger, f"{base}/stop_servo")
             node.create_subscription(Int8, self.status_topic, self._on_status, reliable_qos(10))
-        self._pub = node.create_publisher(JointJog, self.command_topic, reliable_qos(1))
+        # Depth 10 as Servo's subscription (SystemDefaultsQoS): a late sample is delivered, not overwritten.
+        self._pub = node.create_publisher(JointJog, self.command_topic, reliable_qos(10))
+        self.last_stamp_ns: int | None = None
         self.ready = False  # Servo confirmed the start
         self.wanted = False  # activate() called and not deactivate()
         self.status_code: int | None = None
@@ -112,6 +114,7 @@ class ServoStreamer:
         self._steps: list = []  # remaining request steps of the current sequence
         self._request_t: float | None = None
         self._stopped_sent = False
+        self.stream = JointJogStream(cfg.servo_command_timeout_s, cfg.servo_position_gain)
         self._lock = threading.Lock()  # activate/deactivate (executor) vs poll (control loop)
         diag.set("servo", f"JointJog on {self.command_topic}; Servo ({self.interface} interface) inactive")
 
@@ -150,6 +153,7 @@ class ServoStreamer:
     def _deactivate(self) -> None:
         self.wanted, self.ready = False, False
         self.stop()
+        self.stream.reset()
         client, request, what = (
             (self._pause, self._SetBool.Request(data=True), "pause_servo true")
             if self.interface == "jazzy"
@@ -214,20 +218,23 @@ class ServoStreamer:
 
     # ------------------------------------------------------------------ commands
     def send(self, cmd, measured: np.ndarray | None) -> None:
-        """Publishes the JointJog of one command (velocities: :func:`servo_velocities`)."""
-        v = servo_velocities(cmd, measured, self.cfg.servo_position_gain)
-        self._publish(v)
+        """Publishes the JointJog of one command (velocities: :class:`JointJogStream`)."""
+        stamp_ns = now_ns(self._node)
+        self._publish(self.stream.velocities(cmd, measured, ns_to_s(stamp_ns)), stamp_ns)
         self._stopped_sent = False
 
     def stop(self, every_tick: bool = True) -> None:
         """Publishes zero velocities (a hold); with ``every_tick`` False only once per stop."""
         if every_tick or not self._stopped_sent:
-            self._publish(np.zeros(len(self.joint_names)))
+            stamp_ns = now_ns(self._node)
+            self._publish(np.zeros(len(self.joint_names)), stamp_ns)
+            self.stream.stop(ns_to_s(stamp_ns))
             self._stopped_sent = True
 
-    def _publish(self, velocities: np.ndarray) -> None:
+    def _publish(self, velocities: np.ndarray, stamp_ns: int) -> None:
         msg = self._JointJog()
-        msg.header = make_header(now_ns(self._node))
+        self.last_stamp_ns = stamp_ns
+        msg.header = make_header(stamp_ns)
         msg.joint_names = self.joint_names
         msg.velocities = [float(v) for v in velocities]
         msg.duration = 0.0

@@ -23,12 +23,12 @@ from .limits import (
     parse_urdf_limits,
 )
 from .presets import CONTROLLER_PRESETS, GRIPPER_BACKENDS, ControllerPreset, resolve_command_topic
-from .servo import servo_velocities
+from .servo import JointJogStream
 
 __all__ = [
     "BACKENDS",
     "SERVO_INTERFACES",
-    "servo_velocities",
+    "JointJogStream",
     "CONTROLLER_PRESETS",
     "GRIPPER_BACKENDS",
     "HANDOVERS",

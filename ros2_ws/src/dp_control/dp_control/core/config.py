@@ -144,8 +144,14 @@ class ControlConfig:
     )
     servo_position_gain: float = param(
         "servo backend: JointJog velocity = finite difference of the interpolated commands + this gain x "
-        "(commanded - measured), so the arm does not drift from the commanded path [1/s]; 0 = none.",
-        default=1.0,
+        "(commanded - measured) [1/s]; 0 = none (the default). The measured state is as old as "
+        "joint_states' latency, so a gain leaves a lead of about velocity x latency: only with "
+        "low-latency joint_states.",
+        default=0.0,
+    )
+    servo_command_timeout_s: float = param(
+        "servo backend: Servo's incoming_command_timeout (a command is applied at most this long) [s].",
+        default=0.1,
     )
     servo_service_timeout_s: float = param(
         "servo backend: how long a start / pause request may take before it is reported and retried [s].",
@@ -250,7 +256,7 @@ class ControlConfig:
         else:
             check_preset(self.backend, self.controller_preset)
         non_negative(self, "servo_position_gain")
-        positive(self, "servo_service_timeout_s")
+        positive(self, "servo_service_timeout_s", "servo_command_timeout_s")
         positive(self, "rate_hz", "max_age_s", "chunk_timeout", "state_timeout", "max_tracking_error",
                  "max_start_distance", "preview_s", "controller_check_timeout_s")  # fmt: skip
         non_negative(self, "handover_s", "blend_window_s", "max_future_s", "ramp_in_s", "position_margin")
