@@ -249,8 +249,11 @@ class ServoStreamer:
             text = msg.message or f"status code {code}"
             halt = code in JAZZY_HALT_CODES or code not in range(-1, 7)
         if code != self.status_code:
-            log = self._node.get_logger()
-            (log.warning if code != 0 else log.info)(f"MoveIt Servo status {code}: {text}")
+            # (one call site per severity: rclpy refuses to change a call site's severity)
+            if code != 0:
+                self._node.get_logger().warning(f"MoveIt Servo status {code}: {text}")
+            else:
+                self._node.get_logger().info(f"MoveIt Servo status {code}: {text}")
         self.status_code, self.status_text, self.halted = code, text, halt
         self._diag.set("servo status", f"{code}: {text}")
         if halt:
