@@ -27,6 +27,9 @@ TF and robot_description on the robot are the user's: franka_ros2's and ur_robot
 start their own robot_state_publisher, so this file starts none unless robot_state_publisher:=true
 (for a driver that publishes only joint_states): then it publishes robot_description_file's URDF and
 the TF of its links, and must be the only robot_state_publisher of the arm.
+
+backend:=servo streams JointJog to a running MoveIt Servo (servo_node, command_in_type: speed_units):
+    ros2 launch launch/robot.launch.py checkpoint:=/path/to/ckpt backend:=servo servo_interface:=humble
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ ARGUMENTS = [
         "backend",
         "trajectory",
         "control backend: trajectory (joint_trajectory_controller), position "
-        "(forward_position_controller) or moveit (moveit_py, collision-checked)",
+        "(forward_position_controller), moveit (moveit_py: every command checked against the current "
+        "planning scene) or servo (JointJog to MoveIt Servo; servo_node / servo_interface in control_config)",
     ),
     LaunchArgument(
         "controller_preset",
@@ -75,6 +79,15 @@ ARGUMENTS = [
         "",
         "GripperCommand action, e.g. /fr3_gripper/gripper_action (franka_gripper), "
         "/robotiq_gripper_controller/gripper_cmd; '' = control config",
+    ),
+    LaunchArgument(
+        "servo_interface",
+        "",
+        "backend:=servo: MoveIt Servo's ROS interface, jazzy (Jazzy, Kilted, Rolling) or humble; "
+        "'' = control config (jazzy)",
+    ),
+    LaunchArgument(
+        "servo_node", "", "backend:=servo: MoveIt Servo's node name; '' = control config (servo_node)"
     ),
     LaunchArgument("device", "auto", "policy device: auto, cuda or cpu"),
     LaunchArgument(
@@ -167,7 +180,8 @@ def node_specs(args: dict) -> list[NodeSpec]:
         control_params.append(args["control_config"])
     control_overrides = {"backend": args["backend"], "autostart": autostart}
     # Only what was given: an empty argument leaves control.yaml's / control_config's value.
-    for name in ("controller_preset", "command_topic", "gripper_backend", "gripper_action_name"):
+    for name in ("controller_preset", "command_topic", "gripper_backend", "gripper_action_name",
+                 "servo_interface", "servo_node"):  # fmt: skip
         if args[name]:
             control_overrides[name] = args[name]
     control_params.append(control_overrides)

@@ -84,6 +84,17 @@ def test_robot_launch_requires_checkpoint():
         module.node_specs(parse_launch_args(module.ARGUMENTS, []))
 
 
+def test_robot_launch_servo_backend_reaches_control_node():
+    from dp_control.core import ControlConfig
+
+    specs = _specs(ROOT / "launch" / "robot.launch.py", {"backend": "servo", "servo_interface": "humble"})
+    control = next(s for s in specs if s.executable == "control_node")
+    overrides = {k: v for p in control.parameters if isinstance(p, dict) for k, v in p.items()}
+    assert overrides["backend"] == "servo" and overrides["servo_interface"] == "humble"
+    assert "servo_node" not in overrides  # not given: control.yaml's value stays
+    ControlConfig(backend="servo", servo_interface=overrides["servo_interface"])
+
+
 def test_make_demo_runs_place_with_the_shipped_checkpoint_unless_told_otherwise():
     spec = importlib.util.spec_from_file_location("dp_demo_script", ROOT / "scripts" / "demo.py")
     demo = importlib.util.module_from_spec(spec)

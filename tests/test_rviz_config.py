@@ -118,7 +118,10 @@ class ModuleScan:
 # Modules whose publishers take their topic from a parameter (no literal to resolve): control_node's
 # controller commands (controller_preset / command_topic / gripper_topic, dp_control.core.presets).
 # rviz shows none of them; any other unresolved topic fails the scan.
-PARAMETER_TOPICS = {"ros2_ws/src/dp_control/dp_control/command_publishers.py"}
+PARAMETER_TOPICS = {
+    "ros2_ws/src/dp_control/dp_control/command_publishers.py",
+    "ros2_ws/src/dp_control/dp_control/servo_backend.py",  # MoveIt Servo's topics: servo_node parameter
+}
 
 _SCANS: dict[str, ModuleScan] = {}
 

@@ -9,13 +9,18 @@ see ``dp_control.core.presets``):
 - ``position``: std_msgs/Float64MultiArray (default ``forward_position_controller/commands``) in
   ``joint_names`` order; refuses to start when the controller's ``joints`` parameter is readable and
   differs (see ``check_controller_joints``).
-- ``moveit``: like ``trajectory``, but every command (and a few preview points) is first checked for
-  validity/collision against MoveIt's planning scene through moveit_py; invalid -> hold + report.
-  Needs moveit_py; without it the backend refuses to start (``MoveItUnavailable``).
+- ``moveit``: like ``trajectory``, but every command (and every ``preview_stride``-th preview point) is
+  first checked against MoveIt's CURRENT planning scene through moveit_py (``MoveItChecker``: the
+  monitored state with the fingers, attached and world objects as they are, only the arm joints
+  replaced); invalid -> not sent, hold + report. Needs moveit_py; without it the backend refuses to
+  start (``MoveItUnavailable``).
+- ``servo``: control_msgs/JointJog velocities to MoveIt Servo, which does collision, singularity and
+  joint-limit handling at its rate (``dp_control.servo_backend``).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -123,25 +128,48 @@ def moveit_remappings(node) -> dict[str, str]:
 
 
 class MoveItChecker:
-    """``StateChecker`` backed by moveit_py's planning scene monitor.
+    """``StateChecker`` backed by moveit_py's planning scene monitor: checks against the CURRENT scene.
 
-    Written against moveit_py's API (MoveItPy, PlanningSceneMonitor.read_only(),
-    PlanningScene.is_state_valid); exercised only where moveit_py exists. MoveItPy builds its own node
-    from the ``--params-file`` arguments of this process (moveit_py's ``get_launch_params_filepaths``):
-    ``robot.launch.py backend:=moveit`` puts the whole MoveIt parameter set there
-    (``dp_control.moveit_params``), in files keyed ``/**`` so that MoveItPy's node reads them too.
-    MoveItPy's node does not get the process's remappings: ``remappings`` (e.g. ``{"joint_states":
-    "/franka/joint_states"}``, from control_node's own resolution) are handed to it explicitly.
+    Every check locks the monitored scene (``PlanningSceneMonitor.read_only()``), copies its
+    ``current_state`` (the state the monitor keeps from joint_states: the measured finger joints, every
+    other joint not commanded here, and the objects attached to the robot) and replaces only the
+    commanded arm joints (``RobotState.joint_positions`` setter: by name, the other variables keep
+    their monitored values) before ``update()``; then ``PlanningScene.is_state_valid(state, group)``
+    (collisions with the world objects, self-collisions, attached objects, the scene's feasibility
+    predicate) decides, and on failure ``is_state_colliding`` tells a collision from an infeasible
+    state. A state built from ``set_to_default_values()`` would check open fingers and no attached
+    object instead of the hand as it is. Joint bounds are not MoveIt's job here: the control core keeps
+    commands inside the position limits.
+
+    Written against moveit_py's API of Humble, Jazzy, Kilted and main (``moveit.planning.MoveItPy``,
+    ``PlanningSceneMonitor.read_only`` -> ``LockedPlanningSceneContextManagerRO``,
+    ``PlanningScene.current_state`` / ``is_state_valid(robot_state, joint_model_group_name, verbose)`` /
+    ``is_state_colliding(robot_state, joint_model_group_name, verbose)``, ``RobotState.__copy__``);
+    exercised here against the fake in ``test/fakes/moveit_py`` (same names and signatures). MoveItPy
+    builds its own node from the ``--params-file`` arguments of this process (moveit_py's
+    ``get_launch_params_filepaths``): ``robot.launch.py backend:=moveit`` puts the whole MoveIt
+    parameter set there (``dp_control.moveit_params``), in files keyed ``/**`` so that MoveItPy's node
+    reads them too. MoveItPy's node does not get the process's remappings: ``remappings`` (e.g.
+    ``{"joint_states": "/franka/joint_states"}``, from control_node's own resolution) are handed to it
+    explicitly.
+
+    Args:
+        group: the planning group of the commanded joints (``moveit_group``).
+        node_name: name of MoveItPy's node.
+        remappings: topic remappings for MoveItPy's node (``moveit_remappings``).
 
     Raises:
         MoveItUnavailable: moveit_py is not importable.
+        BackendError: the group does not exist in MoveIt's robot model.
     """
 
     def __init__(
-        self, group: str, node_name: str = "dp_control_moveit", remappings: dict[str, str] | None = None
+        self,
+        group: str,
+        node_name: str = "dp_control_moveit",
+        remappings: dict[str, str] | None = None,
     ) -> None:
         try:
-            from moveit.core.robot_state import RobotState
             from moveit.planning import MoveItPy
         except ImportError as exc:
             raise MoveItUnavailable(
@@ -149,22 +177,39 @@ class MoveItChecker:
                 "ros-<distro>-moveit-py), which is not importable here "
                 f"({exc}); use backend:=trajectory or backend:=position (no collision checking)"
             ) from exc
-        self._robot_state_cls = RobotState
         self.group = group
+        self.checks = 0
         # MoveItPy(remappings=...) exists in moveit_py of Humble, Jazzy, Kilted and main; only passed when
         # there is something to remap.
         self.moveit = MoveItPy(node_name=node_name, **({"remappings": remappings} if remappings else {}))
         self.robot_model = self.moveit.get_robot_model()
         if not self.robot_model.has_joint_model_group(group):
-            raise BackendError(f"MoveIt has no planning group {group!r}; set moveit_group")
+            raise BackendError(
+                f"MoveIt has no planning group {group!r} (groups: "
+                f"{list(self.robot_model.joint_model_group_names)}); set moveit_group"
+            )
+        # (PlanningSceneMonitor.wait_for_current_robot_state takes an rclcpp::Time, which moveit_py
+        # cannot convert from Python: not used. Until joint_states arrive, the control core holds.)
         self.scene_monitor = self.moveit.get_planning_scene_monitor()
 
     def is_valid(self, joint_names: Sequence[str], positions: np.ndarray) -> tuple[bool, str]:
-        """Validity (collisions, bounds) of ``positions`` against the current planning scene."""
+        """Validity of ``positions`` (``joint_names``) in the current planning scene (class docstring)."""
+        command = dict(zip(joint_names, (float(p) for p in positions), strict=True))
         with self.scene_monitor.read_only() as scene:
-            state = self._robot_state_cls(self.robot_model)
-            state.set_to_default_values()
-            state.joint_positions = dict(zip(joint_names, (float(p) for p in positions), strict=True))
+            # The monitored state, copied: current_state is a reference into the locked scene.
+            state = copy.copy(scene.current_state)
+            state.joint_positions = command
             state.update()
-            ok = bool(scene.is_state_valid(state, self.group))
-        return ok, "" if ok else "in collision or outside bounds"
+            self.checks += 1
+            if scene.is_state_valid(robot_state=state, joint_model_group_name=self.group, verbose=False):
+                return True, ""
+            colliding = scene.is_state_colliding(
+                robot_state=state, joint_model_group_name=self.group, verbose=False
+            )
+        return False, "in collision" if colliding else "rejected by the planning scene (not feasible)"
+
+    def close(self) -> None:
+        """Shuts MoveItPy down (its node and threads)."""
+        shutdown = getattr(self.moveit, "shutdown", None)
+        if shutdown is not None:
+            shutdown()

@@ -3,7 +3,8 @@
 
 - arm: the preset's (``controller_preset``) or ``command_topic``'s topic, with its message type:
   trajectory_msgs/JointTrajectory (``trajectory`` / ``moveit`` backends: the limited preview,
-  positions + velocities) or std_msgs/Float64MultiArray (``position`` backend, ``joint_names`` order).
+  positions + velocities) or std_msgs/Float64MultiArray (``position`` backend, ``joint_names`` order);
+  ``servo`` backend: control_msgs/JointJog to MoveIt Servo (:class:`dp_control.servo_backend.ServoStreamer`).
   Defaults (no preset, no topic): :data:`TRAJECTORY_TOPIC` / :data:`POSITION_TOPIC`, as before presets.
 - gripper (with a gripper joint): its opening (m) as Float64MultiArray on ``gripper_topic``
   (``gripper_backend: topic``, default :data:`GRIPPER_TOPIC`) or as control_msgs/GripperCommand goals
@@ -33,13 +34,19 @@ class CommandPublishers:
 
     def __init__(self, node, cfg: ControlConfig, diag) -> None:
         self.joint_names = list(cfg.joint_names)
-        self.preset, kind, self.topic = resolve_command_topic(
-            cfg.backend, cfg.controller_preset, cfg.command_topic
-        )
-        self.trajectory = self.position = self.gripper = self.gripper_action = None
+        self.trajectory = self.position = self.gripper = self.gripper_action = self.servo = None
+        if cfg.backend == "servo":
+            from dp_control.servo_backend import ServoStreamer
+
+            self.servo = ServoStreamer(node, cfg, diag)
+            self.preset, kind, self.topic = "", "servo", self.servo.command_topic
+        else:
+            self.preset, kind, self.topic = resolve_command_topic(
+                cfg.backend, cfg.controller_preset, cfg.command_topic
+            )
         if kind == "trajectory":
             self.trajectory = node.create_publisher(JointTrajectory, self.topic, reliable_qos(1))
-        else:
+        elif kind == "position":
             self.position = node.create_publisher(Float64MultiArray, self.topic, reliable_qos(1))
         self.gripper_target = "none"
         if cfg.gripper_joint and cfg.gripper_backend == "action":
@@ -56,11 +63,18 @@ class CommandPublishers:
 
     def describe(self) -> str:
         """Where commands go, in words (start-up log and /diagnostics)."""
+        if self.servo is not None:
+            return f"{self.servo.describe()}; gripper: {self.gripper_target}"
         kind = "JointTrajectory" if self.trajectory is not None else "Float64MultiArray"
         return f"arm: {kind} on {self.topic} (preset {self.preset}); gripper: {self.gripper_target}"
 
-    def send(self, cmd, t_now: float) -> None:
-        """Publish ``cmd`` (a ``dp_control.core`` command) stamped ``t_now`` (node clock, s)."""
+    def send(self, cmd, t_now: float, measured=None) -> None:
+        """Publish ``cmd`` (a ``dp_control.core`` command) stamped ``t_now`` (node clock, s).
+
+        ``measured``: (n,) measured arm positions or None (the servo backend's correction term).
+        """
+        if self.servo is not None:
+            self.servo.send(cmd, measured)
         if self.trajectory is not None:
             self.trajectory.publish(
                 joint_trajectory_msg(

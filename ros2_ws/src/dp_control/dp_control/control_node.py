@@ -23,7 +23,13 @@ Thin wiring around ``dp_control.core.ControlCore``:
   Shared state (core, joint-state buffer, diagnostics) is guarded by short locks; the loop thread
   publishes outside them.
 - publishers per backend and controller preset, and the gripper topic or GripperCommand action
-  (``dp_control.command_publishers``);
+  (``dp_control.command_publishers``); ``backend: servo`` streams JointJog to MoveIt Servo
+  (``dp_control.servo_backend``: started on ~/enable true / autostart, paused or stopped on ~/enable
+  false, held with zero velocities until Servo confirms the start and while its status is a halt);
+- ``backend: moveit``: every command and every ``preview_stride``-th preview point is checked against
+  MoveIt's current planning scene (``dp_control.backends.MoveItChecker``); a command that fails is not
+  sent (the trajectory controller finishes the last sent preview, which passed the check and ends at
+  rest), the core holds (``moveit_invalid``), and it is reported (throttled log, /diagnostics);
 - ``dp/control_markers`` (``publish_markers``): commanded vs measured end-effector paths and the
   gripper command for rviz (``dp_control.control_markers``; FK at ``marker_rate_hz`` in the
   executor, the loop only records the tick's joint vectors);
@@ -141,7 +147,7 @@ class ControlNode(Node):
             )
         self._commands = CommandPublishers(self, cfg, self.diag)
         self.diag.set("commands", self._commands.describe())
-        if cfg.backend not in ("trajectory", "moveit"):
+        if cfg.backend == "position":
             self._joints_check = ControllerJointsCheck(
                 self, cfg.controller_name, cfg.joint_names, cfg.controller_check_timeout_s
             )
@@ -149,7 +155,7 @@ class ControlNode(Node):
             self._joints_timer = self.create_timer(
                 0.02, self._poll_controller_joints, clock=Clock(clock_type=ClockType.STEADY_TIME)
             )
-        if cfg.backend != "moveit":
+        if cfg.backend not in ("moveit", "servo"):
             self.get_logger().warning(
                 f"backend '{cfg.backend}': commands are NOT checked for collisions "
                 "(only joint position/velocity/acceleration limits); use backend:=moveit with "
@@ -171,6 +177,8 @@ class ControlNode(Node):
 
         if cfg.autostart:
             self.core.enable()
+            if self._commands.servo is not None:
+                self._commands.servo.activate()
 
         # The loop: a dedicated thread on the system clock, an rclpy timer on simulated time.
         use_sim_time = bool(self.get_parameter("use_sim_time").value)
@@ -249,6 +257,9 @@ class ControlNode(Node):
     def _on_enable(self, request, response):
         with self._lock:
             response.message = self.core.enable() if request.data else self.core.disable()
+        servo = self._commands.servo
+        if servo is not None and self.fatal is None:
+            servo.activate() if request.data else servo.deactivate()
         response.success = self.fatal is None
         if self.fatal is not None:
             response.message = f"refused: {self.fatal}"
@@ -348,6 +359,8 @@ class ControlNode(Node):
     def destroy_node(self) -> None:
         """Stops the loop (joins the loop thread) before the publishers go away."""
         self._stop_loop(join=True)
+        if self._gate is not None and hasattr(self._gate.checker, "close"):
+            self._gate.checker.close()  # MoveItPy's node and threads
         if self._old_switch_interval is not None:
             sys.setswitchinterval(self._old_switch_interval)
             self._old_switch_interval = None
@@ -372,18 +385,35 @@ class ControlNode(Node):
             except MissingJointsError:
                 stamp, q = None, None
             cmd = self.core.step(t_now, q, stamp)
+            hold_why = None
             if cmd is not None and self._gate is not None and cmd.state != ControlState.FAULT:
                 ok, why = self._gate.check(cmd.positions, cmd.preview_positions)
                 if not ok:
+                    hold_why = why
                     self.core.hold("moveit_invalid", why)
-                    self.diag.problem(why, ERROR)
-                    cmd = None  # nothing invalid is sent; the controller keeps its last target
+                    self.diag.count("commands refused by MoveIt")
+            servo = self._commands.servo
+            if servo is not None:
+                servo.poll(t_now)
+                servo_why = servo.hold_reason() if cmd is not None else None
+                if servo_why is not None and cmd.state != ControlState.FAULT:
+                    hold_why = servo_why
+                    self.core.hold("servo", servo_why)
             snapshot = self._snapshot()
+        if hold_why is not None:
+            # Nothing refused is sent: the trajectory backends' controller finishes the last sent (checked)
+            # preview, which ends at rest; Servo gets zero velocities.
+            self.diag.problem(hold_why, ERROR if self._gate is not None else WARN)
+            self.get_logger().warning(f"holding: {hold_why}", throttle_duration_sec=1.0)
+            cmd = None
         self.last_command = cmd
         if self.markers is not None:
             self.markers.record(t_now, cmd, q)  # an append; FK runs in the marker timer
-        if cmd is not None:
-            self._commands.send(cmd, t_now)  # outside the lock: a blocking publish never stalls callbacks
+        if servo is not None and (cmd is None or cmd.state == ControlState.FAULT):
+            servo.stop(every_tick=hold_why is not None or cmd is not None)  # zero velocities
+        elif cmd is not None:
+            # outside the lock: a blocking publish never stalls callbacks
+            self._commands.send(cmd, t_now, q)
         self._report(cmd, snapshot)
         if self.tick_log is not None:
             self.tick_log.append((wall, time.monotonic() - wall))

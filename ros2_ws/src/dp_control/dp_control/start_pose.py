@@ -115,7 +115,9 @@ class MoveItStartMover:
         if name:
             component.set_goal_state(configuration_name=name)
         else:
-            state = ck._robot_state_cls(ck.robot_model)
+            from moveit.core.robot_state import RobotState  # importable: the checker imported moveit
+
+            state = RobotState(ck.robot_model)
             state.set_to_default_values()
             state.joint_positions = dict(zip(joint_names, (float(q) for q in goal), strict=True))
             state.update()

@@ -135,9 +135,9 @@ class Robot:
         # command publisher keeps only the last sample).
         send = control._commands.send
 
-        def record_and_send(cmd, t_now):
+        def record_and_send(cmd, t_now, measured=None):
             self.commands.append(cmd.positions.copy())
-            send(cmd, t_now)
+            send(cmd, t_now, measured)
 
         control._commands.send = record_and_send
         n.create_subscription(MarkerArray, "dp/control_markers", self.markers.append, reliable_qos(10))

@@ -129,10 +129,10 @@ class Arm:
         self.commands = []  # every command control_node sent: (t, positions, velocities)
         send = control._commands.send
 
-        def spy(cmd, t_now):  # records, then publishes as control_node would
+        def spy(cmd, t_now, measured=None):  # records, then publishes as control_node would
             self.commands.append((cmd.t, cmd.positions.copy(), cmd.velocities.copy()))
             self.q = cmd.positions.copy()  # the arm tracks every command sent ideally
-            send(cmd, t_now)
+            send(cmd, t_now, measured)
 
         control._commands.send = spy
         self.node.create_timer(0.01, self._publish)
@@ -249,12 +249,16 @@ def test_go_to_start_refused_while_following_chunks(graph, rclpy_context):
 
 # ------------------------------------------------------------------------------- MoveIt (fake)
 @pytest.fixture
-def fake_moveit(monkeypatch):
+def fake_moveit(monkeypatch, rclpy_context):
     monkeypatch.syspath_prepend(str(FAKES))
     for name in [m for m in sys.modules if m == "moveit" or m.startswith("moveit.")]:
         monkeypatch.delitem(sys.modules, name)
-    from moveit.planning import MoveItPy
+    from moveit.planning import MoveItPy, fake_setup
 
+    from dp_sim.core.robot import find_panda_urdf
+
+    # What the real MoveItPy reads from its parameters: the URDF and SRDF (its node follows joint_states).
+    fake_setup(rclpy_context, find_panda_urdf().read_text(), default_srdf_file().read_text())
     MoveItPy.reset()
     try:
         yield MoveItPy

@@ -9,7 +9,8 @@ Modules: ``chunk`` (dp_msgs/ActionChunk), ``cloud`` (sensor_msgs/PointCloud2, ov
 codec ``dp_common.core.pointcloud``), ``image`` (sensor_msgs/Image), ``joint_state``
 (sensor_msgs/JointState), ``transform`` (geometry_msgs/TransformStamped, tf2_msgs/TFMessage; the
 quaternion math is ``dp_common.core.transforms``), ``array`` (std_msgs/Float64MultiArray commands),
-``markers`` (visualization_msgs/Marker(Array) for rviz, rclpy only), ``stamp`` and ``types``. Bags: ``dp_common.bags``.
+``markers`` (visualization_msgs/Marker(Array) for rviz, rclpy only), ``stamp`` and ``types``. Bags:
+``dp_common.bags``.
 
 This package is message handling, not core: it may import message packages (lazily, through
 ``MsgTypes``), never rclpy itself.

@@ -2,7 +2,7 @@
 
 from .chunk import Chunk, ChunkError, RawChunk, validate_chunk
 from .command import Command, ControlState, ControlStats
-from .config import BACKENDS, HANDOVERS, PANDA_JOINTS, ControlConfig
+from .config import BACKENDS, HANDOVERS, PANDA_JOINTS, SERVO_INTERFACES, ControlConfig
 from .controller import ControlCore
 from .gripper import GoalGate, GripperHysteresis
 from .interpolator import (
@@ -23,9 +23,12 @@ from .limits import (
     parse_urdf_limits,
 )
 from .presets import CONTROLLER_PRESETS, GRIPPER_BACKENDS, ControllerPreset, resolve_command_topic
+from .servo import JointJogStream
 
 __all__ = [
     "BACKENDS",
+    "SERVO_INTERFACES",
+    "JointJogStream",
     "CONTROLLER_PRESETS",
     "GRIPPER_BACKENDS",
     "HANDOVERS",

@@ -9,7 +9,8 @@ from dp_common.core.validation import at_least, in_range, non_negative, one_of, 
 from .interpolator import INTERPOLATION_MODES
 from .presets import CONTROLLER_PRESETS, GRIPPER_BACKENDS, check_preset
 
-BACKENDS = ("trajectory", "position", "moveit")
+BACKENDS = ("trajectory", "position", "moveit", "servo")
+SERVO_INTERFACES = ("jazzy", "humble")
 HANDOVERS = ("replace", "blend", "ensemble")
 PANDA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 
@@ -143,6 +144,41 @@ class ControlConfig:
     start_srdf_file: str = param(
         "~/go_to_start: SRDF holding start_state_name ('' = dp_control's config/moveit/*.srdf).", default=""
     )
+    servo_node: str = param(
+        "servo backend: MoveIt Servo's node (its topics and services are <servo_node>/...).",
+        default="servo_node",
+    )
+    servo_interface: str = param(
+        f"servo backend: Servo's ROS interface, one of {SERVO_INTERFACES} (jazzy = Jazzy, Kilted, "
+        "Rolling: ~/switch_command_type (moveit_msgs/ServoCommandType) + ~/pause_servo (std_srvs/SetBool), "
+        "status moveit_msgs/ServoStatus; humble = ~/start_servo / ~/stop_servo (std_srvs/Trigger), status "
+        "std_msgs/Int8).",
+        default="jazzy",
+    )
+    servo_command_topic: str = param(
+        "servo backend: control_msgs/JointJog topic ('' = <servo_node>/delta_joint_cmds, Servo's "
+        "joint_command_in_topic default).",
+        default="",
+    )
+    servo_status_topic: str = param(
+        "servo backend: Servo's status topic ('' = <servo_node>/status, Servo's status_topic default).",
+        default="",
+    )
+    servo_position_gain: float = param(
+        "servo backend: JointJog velocity = finite difference of the interpolated commands + this gain x "
+        "(commanded - measured) [1/s]; 0 = none (the default). The measured state is as old as "
+        "joint_states' latency, so a gain leaves a lead of about velocity x latency: only with "
+        "low-latency joint_states.",
+        default=0.0,
+    )
+    servo_command_timeout_s: float = param(
+        "servo backend: Servo's incoming_command_timeout (a command is applied at most this long) [s].",
+        default=0.1,
+    )
+    servo_service_timeout_s: float = param(
+        "servo backend: how long a start / pause request may take before it is reported and retried [s].",
+        default=1.0,
+    )
     controller_preset: str = param(
         f"Arm controller commanded: one of {tuple(CONTROLLER_PRESETS)} (generic_jtc = "
         "joint_trajectory_controller/joint_trajectory, forward_position = forward_position_controller/"
@@ -253,7 +289,19 @@ class ControlConfig:
         one_of(self, "interpolation", INTERPOLATION_MODES)
         one_of(self, "handover", HANDOVERS)
         one_of(self, "gripper_backend", GRIPPER_BACKENDS)
-        check_preset(self.backend, self.controller_preset)
+        one_of(self, "servo_interface", SERVO_INTERFACES)
+        if self.backend == "servo":
+            if self.controller_preset or self.command_topic:
+                raise ValueError(
+                    "backend 'servo' streams control_msgs/JointJog to MoveIt Servo (servo_command_topic); "
+                    "Servo itself commands the arm controller (its command_out_topic): leave "
+                    f"controller_preset and command_topic empty. Got controller_preset="
+                    f"{self.controller_preset!r}, command_topic={self.command_topic!r}"
+                )
+        else:
+            check_preset(self.backend, self.controller_preset)
+        non_negative(self, "servo_position_gain")
+        positive(self, "servo_service_timeout_s", "servo_command_timeout_s")
         positive(self, "rate_hz", "max_age_s", "chunk_timeout", "state_timeout", "max_tracking_error",
                  "max_start_distance", "preview_s", "controller_check_timeout_s")  # fmt: skip
         non_negative(self, "handover_s", "blend_window_s", "max_future_s", "ramp_in_s", "position_margin")

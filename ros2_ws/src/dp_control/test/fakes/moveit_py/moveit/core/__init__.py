@@ -1,1 +1,1 @@
-"""Fake ``moveit.core``."""
+"""moveit.core of the moveit_py fake."""
