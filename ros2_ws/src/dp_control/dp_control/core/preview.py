@@ -95,12 +95,7 @@ def preview_trajectory(
         # reference again.
         tail, _, _ = limiter.brake_sequence(q_cmd, v_cmd, a, T)
         out_q = tail if tail.shape[0] else q_cmd[None, :].copy()
-        pos = out_q
-        times = t_now + T * np.arange(1, pos.shape[0] + 1)
-        padded = np.vstack([q_cmd[None, :], pos, pos[-1:]])
-        vel = (padded[2:] - padded[:-2]) / (2.0 * T)
-        vel[-1] = 0.0
-        return times, pos, vel
+        return _timed(out_q, q_cmd, t_now, T)
     if out_q is None:  # the reference is not feasible as is: run the limiter step by step
         q, v = q_cmd, v_cmd
         out_q = np.empty((m, q_cmd.shape[0]))
@@ -126,9 +121,15 @@ def preview_trajectory(
             steps = np.arange(1, n_brake + 1)[:, None]
             v_tail = np.sign(v) * np.maximum(np.abs(v) - a * T * steps, 0.0)
             out_q = np.vstack([out_q, q + np.cumsum(v_tail, axis=0) * T])
-    pos = out_q
+    return _timed(out_q, q_cmd, t_now, T)
+
+
+def _timed(pos: np.ndarray, q_cmd: np.ndarray, t_now: float, T: float):
+    """(times, positions, velocities) of preview points ``pos`` one period apart after ``t_now``.
+
+    Velocity at each point: central difference from ``q_cmd``; the last point is at rest.
+    """
     times = t_now + T * np.arange(1, pos.shape[0] + 1)
-    # Velocity at each point: central difference; the last point is at rest.
     padded = np.vstack([q_cmd[None, :], pos, pos[-1:]])
     vel = (padded[2:] - padded[:-2]) / (2.0 * T)
     vel[-1] = 0.0
